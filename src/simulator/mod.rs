@@ -1,0 +1,1 @@
+//! A Help Scout Mailbox API 2.0 simulator (filled in by the simulator work).
