@@ -1,0 +1,423 @@
+//! API records (JSON) → contract rows → Arrow record batches.
+//!
+//! Every table is converted by the same code, driven by its declaration: column sources, nested
+//! struct fields (the API's camelCase keys), derived columns, parent ids. Fields the contract does
+//! not know are kept, as JSON, in the `_extra` metadata column rather than dropped.
+
+use std::collections::HashSet;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::schema::{ColumnType, SchemaColumn, StructField, arrow_schema, camel_case};
+use crate::tables::{Column, Origin, Source, Table, META_EXTRA, META_EXTRACTED_AT, META_RUN_ID};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("the API sent a {table} record that is not a JSON object: {snippet}")]
+    NotAnObject { table: &'static str, snippet: String },
+    #[error("the API sent a {table} record without its primary key `{key}`: {snippet}")]
+    MissingKey { table: &'static str, key: &'static str, snippet: String },
+    #[error("could not build Arrow data for table {table}: {source}")]
+    Arrow { table: &'static str, source: arrow::error::ArrowError },
+}
+
+/// Values stamped on every row of a run.
+#[derive(Debug, Clone)]
+pub struct RunStamp {
+    pub run_id: String,
+    pub extracted_at: DateTime<Utc>,
+}
+
+/// Converts one table's API records into rows and batches of its (selected) schema.
+pub struct TableConverter {
+    pub table: &'static Table,
+    columns: Vec<&'static Column>,
+    schema_columns: Vec<SchemaColumn>,
+    schema: SchemaRef,
+    /// Top-level API keys consumed by a column (everything else goes to `_extra`).
+    consumed: HashSet<String>,
+    /// Keys under `_embedded` consumed by a column or an embedded child table.
+    consumed_embedded: HashSet<String>,
+}
+
+/// A converted row: contract column name → JSON value Arrow can decode.
+pub type Row = Map<String, Value>;
+
+impl TableConverter {
+    /// `selected`: the columns to keep (None: all). Primary and parent keys are always kept.
+    pub fn new(table: &'static Table, selected: Option<&[String]>, embedded_children: &[&Table]) -> Self {
+        let keep = |c: &Column| {
+            selected.is_none_or(|sel| sel.iter().any(|s| s == c.name))
+                || table.primary_key.contains(&c.name)
+                || table.parent_key == Some(c.name)
+                || table.partition_month_of == Some(c.name)
+        };
+        let columns: Vec<&'static Column> = table.columns.iter().filter(|c| keep(c)).collect();
+        let mut schema_columns: Vec<SchemaColumn> = columns
+            .iter()
+            .map(|c| SchemaColumn {
+                name: c.name.to_string(),
+                ty: c.ty,
+                nullable: !table.primary_key.contains(&c.name),
+            })
+            .collect();
+        schema_columns.extend(crate::tables::meta_columns());
+        let schema = arrow_schema(&schema_columns);
+
+        let mut consumed = HashSet::from(["_links".to_string()]);
+        let mut consumed_embedded = HashSet::new();
+        // All declared columns count as known, selected or not: deselected is not unknown.
+        for c in table.columns {
+            let paths: Vec<&str> = match c.source {
+                Source::Api => vec![],
+                Source::Path(p) | Source::Label(p, _) => vec![p],
+                Source::LaterOf(a, b) => vec![a, b],
+                Source::ParentId => continue,
+            };
+            if paths.is_empty() {
+                consumed.insert(camel_case(c.name));
+            }
+            for p in paths {
+                match p.split_once('.') {
+                    Some(("_embedded", rest)) => {
+                        consumed_embedded.insert(rest.split('.').next().unwrap_or(rest).to_string());
+                    }
+                    _ => {
+                        consumed.insert(p.split('.').next().unwrap_or(p).to_string());
+                    }
+                }
+            }
+        }
+        for child in embedded_children {
+            consumed_embedded.insert(child.list_key.to_string());
+        }
+        TableConverter { table, columns, schema_columns, schema, consumed, consumed_embedded }
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    pub fn schema_columns(&self) -> &[SchemaColumn] {
+        &self.schema_columns
+    }
+
+    /// One API record → one contract row.
+    pub fn row(&self, record: &Value, parent_id: Option<i64>, stamp: &RunStamp) -> Result<Row, ConvertError> {
+        let Value::Object(obj) = record else {
+            return Err(ConvertError::NotAnObject { table: self.table.name, snippet: snippet(record) });
+        };
+        let mut extra = Map::new();
+        let mut row = Map::with_capacity(self.columns.len() + 3);
+        for c in &self.columns {
+            let value = match c.source {
+                Source::Api => {
+                    let key = camel_case(c.name);
+                    convert_value(obj.get(&key).or_else(|| obj.get(c.name)), &c.ty, &key, &mut extra)
+                }
+                Source::Path(p) => convert_value(lookup(obj, p), &c.ty, p, &mut extra),
+                Source::ParentId => parent_id.map(Value::from).unwrap_or(Value::Null),
+                Source::LaterOf(a, b) => {
+                    let ta = lookup(obj, a).and_then(parse_timestamp);
+                    let tb = lookup(obj, b).and_then(parse_timestamp);
+                    ta.max(tb).map(Value::from).unwrap_or(Value::Null)
+                }
+                Source::Label(p, labels) => lookup(obj, p)
+                    .and_then(as_i64)
+                    .and_then(|code| labels.iter().find(|(k, _)| *k == code))
+                    .map(|(_, label)| Value::from(*label))
+                    .unwrap_or(Value::Null),
+            };
+            row.insert(c.name.to_string(), value);
+        }
+        for key in self.table.primary_key {
+            if row.get(*key).is_none_or(Value::is_null) {
+                return Err(ConvertError::MissingKey { table: self.table.name, key, snippet: snippet(record) });
+            }
+        }
+        for (key, value) in obj {
+            if key == "_embedded" {
+                if let Value::Object(embedded) = value {
+                    for (k, v) in embedded {
+                        if !self.consumed_embedded.contains(k) {
+                            extra.insert(format!("_embedded.{k}"), v.clone());
+                        }
+                    }
+                }
+            } else if !self.consumed.contains(key) {
+                extra.insert(key.clone(), value.clone());
+            }
+        }
+        row.insert(META_EXTRACTED_AT.into(), Value::from(stamp.extracted_at.timestamp_micros()));
+        row.insert(META_RUN_ID.into(), Value::from(stamp.run_id.clone()));
+        row.insert(
+            META_EXTRA.into(),
+            if extra.is_empty() { Value::Null } else { Value::String(Value::Object(extra).to_string()) },
+        );
+        Ok(row)
+    }
+
+    /// Rows → one record batch of this table's schema.
+    pub fn batch(&self, rows: &[Row]) -> Result<RecordBatch, ConvertError> {
+        let arrow = |source| ConvertError::Arrow { table: self.table.name, source };
+        let mut decoder = arrow_json::ReaderBuilder::new(self.schema.clone())
+            .with_batch_size(rows.len().max(1))
+            .build_decoder()
+            .map_err(arrow)?;
+        decoder.serialize(rows).map_err(arrow)?;
+        Ok(decoder.flush().map_err(arrow)?.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
+    }
+
+    /// The primary key of a converted row, as a string usable in a map.
+    pub fn key_of(&self, row: &Row) -> String {
+        let mut key = String::new();
+        for k in self.table.primary_key {
+            key.push_str(&row.get(*k).map(Value::to_string).unwrap_or_default());
+            key.push('\u{1f}');
+        }
+        key
+    }
+}
+
+/// Whether a table's rows arrive embedded in `parent`'s records.
+pub fn embedded_in(table: &Table, parent: &str) -> bool {
+    matches!(table.origin, Origin::Embedded { parent: p, .. } if p == parent)
+}
+
+fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut current = obj.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// Converts an API value to what Arrow decodes for `ty`. A value that cannot be represented
+/// losslessly becomes null in its column and is kept verbatim in `_extra` under its path.
+fn convert_value(value: Option<&Value>, ty: &ColumnType, path: &str, extra: &mut Map<String, Value>) -> Value {
+    let Some(value) = value else { return Value::Null };
+    if value.is_null() {
+        return Value::Null;
+    }
+    let converted = match ty {
+        ColumnType::Int => as_i64(value).map(Value::from),
+        ColumnType::Text => Some(match value {
+            Value::String(_) => value.clone(),
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Bool(b) => Value::String(b.to_string()),
+            other => Value::String(other.to_string()),
+        }),
+        ColumnType::Bool => match value {
+            Value::Bool(_) => Some(value.clone()),
+            Value::String(s) if s == "true" || s == "false" => Some(Value::Bool(s == "true")),
+            Value::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
+                Some(Value::Bool(n.as_i64() == Some(1)))
+            }
+            _ => None,
+        },
+        ColumnType::Timestamp => parse_timestamp(value).map(Value::from),
+        ColumnType::Struct(fields) => match value {
+            Value::Object(obj) => Some(convert_struct(obj, fields, path, extra)),
+            _ => None,
+        },
+        ColumnType::List(item) => match value {
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| convert_value(Some(v), item, &format!("{path}.{i}"), extra))
+                    .collect(),
+            )),
+            _ => None,
+        },
+    };
+    converted.unwrap_or_else(|| {
+        extra.insert(path.to_string(), value.clone());
+        Value::Null
+    })
+}
+
+fn convert_struct(obj: &Map<String, Value>, fields: &[StructField], path: &str, extra: &mut Map<String, Value>) -> Value {
+    let mut out = Map::with_capacity(fields.len());
+    let mut used = 0;
+    for f in fields {
+        let key = camel_case(f.name);
+        let (found_key, value) = match obj.get(&key) {
+            Some(v) => (key, Some(v)),
+            None => (f.name.to_string(), obj.get(f.name)),
+        };
+        used += value.is_some() as usize;
+        out.insert(f.name.to_string(), convert_value(value, &f.ty, &format!("{path}.{found_key}"), extra));
+    }
+    if used < obj.len() {
+        for (k, v) in obj {
+            let known = fields.iter().any(|f| f.name == k || camel_case(f.name) == *k);
+            if !known {
+                extra.insert(format!("{path}.{k}"), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// RFC 3339 (the API's `2024-06-03T12:00:00Z`, with or without fractions or offsets) → µs since epoch.
+fn parse_timestamp(value: &Value) -> Option<i64> {
+    let s = value.as_str()?;
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc).timestamp_micros())
+}
+
+fn snippet(value: &Value) -> String {
+    let mut s = value.to_string();
+    if s.len() > 200 {
+        let cut = (0..=200).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::{CONVERSATIONS, CONVERSATION_THREADS, CUSTOMERS, HAPPINESS_RATINGS_REPORT};
+    use arrow::array::{Array, AsArray, Int64Array};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use serde_json::json;
+
+    fn stamp() -> RunStamp {
+        RunStamp { run_id: "run-1".into(), extracted_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap() }
+    }
+
+    fn conversation() -> Value {
+        json!({
+            "id": 10, "number": 7, "threads": 2, "type": "email", "folderId": 3, "status": "active",
+            "state": "published", "subject": "Ünïcode <script>", "mailboxId": 1,
+            "primaryCustomer": {"id": 5, "type": "customer", "first": "Ana", "email": "a@x.io"},
+            "createdAt": "2024-06-03T12:00:00Z", "userUpdatedAt": "2024-06-04T12:00:00Z",
+            "customerWaitingSince": {"time": "2024-06-05T08:00:00Z", "friendly": "1 day", "latestReplyFrom": "customer"},
+            "closedBy": 4, "tags": [{"id": 1, "color": "#fff", "tag": "vip"}], "cc": [], "bcc": ["b@x.io"],
+            "customFields": [{"id": 9, "name": "Plan", "value": "2", "text": "Pro"}],
+            "snooze": {"until": "2024-07-01T00:00:00Z"},
+            "_links": {"web": {"href": "https://secure.helpscout.net/conversation/10/7"}},
+            "_embedded": {"threads": [{"id": 1}]}
+        })
+    }
+
+    #[test]
+    fn conversation_row_follows_the_contract() {
+        let conv = TableConverter::new(&CONVERSATIONS, None, &[&CONVERSATION_THREADS]);
+        let row = conv.row(&conversation(), None, &stamp()).unwrap();
+        assert_eq!(row["primary_customer"]["id"], json!(5));
+        assert_eq!(row["primary_customer"]["photo_url"], Value::Null);
+        assert_eq!(row["closed_by"], json!(4));
+        assert_eq!(row["customer_waiting_since"]["latest_reply_from"], json!("customer"));
+        // updated_at: the later of userUpdatedAt and customerWaitingSince.time
+        let expected = DateTime::parse_from_rfc3339("2024-06-05T08:00:00Z").unwrap().timestamp_micros();
+        assert_eq!(row["updated_at"], json!(expected));
+        assert_eq!(row["assignee"], Value::Null);
+        // unknown fields kept, embedded children and links not
+        let extra: Value = serde_json::from_str(row["_extra"].as_str().unwrap()).unwrap();
+        assert_eq!(extra, json!({"snooze": {"until": "2024-07-01T00:00:00Z"}}));
+    }
+
+    #[test]
+    fn batch_has_the_contract_schema() {
+        let conv = TableConverter::new(&CONVERSATIONS, None, &[&CONVERSATION_THREADS]);
+        let row = conv.row(&conversation(), None, &stamp()).unwrap();
+        let batch = conv.batch(&[row]).unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.schema(), conv.schema());
+        let ids = batch.column_by_name("id").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(ids.value(0), 10);
+        let created = batch.column_by_name("created_at").unwrap().as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(created.value(0), 1_717_416_000_000_000);
+        let tags = batch.column_by_name("tags").unwrap().as_list::<i32>();
+        assert_eq!(tags.value(0).len(), 1);
+    }
+
+    #[test]
+    fn thread_gets_its_conversation_id_and_attachments() {
+        let conv = TableConverter::new(&CONVERSATION_THREADS, None, &[]);
+        let thread = json!({"id": 77, "type": "message", "createdAt": "2024-06-03T12:00:00Z",
+            "to": ["c@x.io"], "_embedded": {"attachments": [{"id": 1, "filename": "a.png", "mimeType": "image/png", "width": 2, "height": 3, "size": 4, "state": "ok"}]}});
+        let row = conv.row(&thread, Some(10), &stamp()).unwrap();
+        assert_eq!(row["conversation_id"], json!(10));
+        assert_eq!(row["to"], json!(["c@x.io"]));
+        assert_eq!(row["attachments"][0]["mime_type"], json!("image/png"));
+        let extra: Value = serde_json::from_str(row["_extra"].as_str().unwrap()).unwrap();
+        assert_eq!(extra, json!({"_embedded.attachments.0.state": "ok"}));
+        conv.batch(&[row]).unwrap();
+    }
+
+    #[test]
+    fn customer_sub_objects_come_from_embedded() {
+        let conv = TableConverter::new(&CUSTOMERS, None, &[]);
+        let customer = json!({"id": 5, "firstName": "Ana", "createdAt": "2024-01-01T00:00:00Z",
+            "_embedded": {"emails": [{"id": 1, "value": "a@x.io", "type": "work"}],
+                          "social_profiles": [{"id": 2, "value": "ana", "type": "twitter"}],
+                          "address": {"city": "Lyon", "postalCode": "69001", "lines": ["1 rue"]}}});
+        let row = conv.row(&customer, None, &stamp()).unwrap();
+        assert_eq!(row["first_name"], json!("Ana"));
+        assert_eq!(row["emails"][0]["value"], json!("a@x.io"));
+        assert_eq!(row["social_profiles"][0]["type"], json!("twitter"));
+        assert_eq!(row["address"]["postal_code"], json!("69001"));
+        assert_eq!(row["_extra"], Value::Null);
+        conv.batch(&[row]).unwrap();
+    }
+
+    #[test]
+    fn happiness_result_maps_its_odd_keys() {
+        let conv = TableConverter::new(&HAPPINESS_RATINGS_REPORT, None, &[]);
+        let result = json!({"id": 10, "number": 7, "threadid": 77, "ratingId": 3, "ratingCustomerId": 5,
+            "ratingCreatedAt": "2024-06-03T12:00:00Z", "type": "email"});
+        let row = conv.row(&result, None, &stamp()).unwrap();
+        assert_eq!(row["conversation_id"], json!(10));
+        assert_eq!(row["thread_id"], json!(77));
+        assert_eq!(row["rating"], json!("not_good"));
+        let extra: Value = serde_json::from_str(row["_extra"].as_str().unwrap()).unwrap();
+        assert_eq!(extra, json!({"number": 7}));
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_kept_not_lost() {
+        let conv = TableConverter::new(&CONVERSATIONS, None, &[]);
+        let mut c = conversation();
+        c["folderId"] = json!("not-a-number");
+        c["number"] = json!("42");
+        let row = conv.row(&c, None, &stamp()).unwrap();
+        assert_eq!(row["folder_id"], Value::Null);
+        assert_eq!(row["number"], json!(42));
+        let extra: Value = serde_json::from_str(row["_extra"].as_str().unwrap()).unwrap();
+        assert_eq!(extra["folderId"], json!("not-a-number"));
+    }
+
+    #[test]
+    fn records_without_a_key_or_not_objects_are_errors() {
+        let conv = TableConverter::new(&CONVERSATIONS, None, &[]);
+        assert!(matches!(conv.row(&json!({"number": 1}), None, &stamp()), Err(ConvertError::MissingKey { .. })));
+        assert!(matches!(conv.row(&json!([1]), None, &stamp()), Err(ConvertError::NotAnObject { .. })));
+    }
+
+    #[test]
+    fn column_selection_keeps_keys() {
+        let sel = vec!["subject".to_string()];
+        let conv = TableConverter::new(&CONVERSATIONS, Some(&sel), &[]);
+        let names: Vec<_> = conv.schema_columns().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["created_at", "id", "subject", "_extracted_at", "_run_id", "_extra"]);
+        let row = conv.row(&conversation(), None, &stamp()).unwrap();
+        let batch = conv.batch(&[row]).unwrap();
+        assert!(batch.column_by_name("subject").unwrap().null_count() == 0);
+    }
+}

@@ -1,0 +1,174 @@
+//! The Parquet folder: one hive-style folder per table, partitioned by the month of a column that
+//! never changes for a record (`created_at_month=2024-06/`), small tables as one file.
+//!
+//! Partitions are rewritten from DuckDB — the committed truth — whenever a commit marked them
+//! stale, so each holds exactly the table's current rows. A partition file is written aside and
+//! renamed over the old one: readers never see half a file. A crash between a DuckDB commit and
+//! the rewrite leaves the partition marked stale, and the next run rewrites it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use duckdb::Connection;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::schema::quote_ident;
+use crate::sinks::duckdb::{DIRTY_TABLE, NULL_PARTITION, partition_sql};
+use crate::tables::Table;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetError {
+    #[error("Cannot write the Parquet folder {path}: {reason}; choose a writable `output.parquet` folder.")]
+    Io { path: String, reason: String },
+    #[error("Reading {table} from DuckDB for Parquet failed: {source}")]
+    Db { table: String, source: duckdb::Error },
+    #[error("Writing Parquet for {table} failed: {reason}")]
+    Encode { table: String, reason: String },
+}
+
+pub struct ParquetFolder {
+    pub root: PathBuf,
+}
+
+/// Name of the hive partition key derived from a column.
+pub fn partition_key(column: &str) -> String {
+    format!("{column}_month")
+}
+
+/// The name of every data file (one per partition).
+pub const DATA_FILE: &str = "data.parquet";
+
+impl ParquetFolder {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ParquetFolder { root: root.into() }
+    }
+
+    pub fn table_dir(&self, table: &str) -> PathBuf {
+        self.root.join(table)
+    }
+
+    fn partition_dir(&self, table: &Table, value: &str) -> PathBuf {
+        match table.partition_month_of {
+            Some(col) => self.table_dir(table.name).join(format!("{}={}", partition_key(col), value)),
+            None => self.table_dir(table.name),
+        }
+    }
+
+    /// Stale partitions of a table, as recorded by commits.
+    pub fn dirty_partitions(conn: &Connection, table: &Table) -> Result<Vec<String>, ParquetError> {
+        let db = |source| ParquetError::Db { table: table.name.into(), source };
+        let mut stmt = conn
+            .prepare(&format!("SELECT partition_value FROM {DIRTY_TABLE} WHERE table_name = ? ORDER BY 1"))
+            .map_err(db)?;
+        let values = stmt
+            .query_map([table.name], |r| r.get::<_, String>(0))
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(values)
+    }
+
+    /// Rewrites every stale partition of `table` from DuckDB and clears its stale marks.
+    /// Returns the number of partitions written.
+    pub fn export_dirty(&self, conn: &Connection, table: &Table, schema: &SchemaRef) -> Result<usize, ParquetError> {
+        let dirty = Self::dirty_partitions(conn, table)?;
+        for value in &dirty {
+            self.write_partition(conn, table, schema, value)?;
+            conn.execute(
+                &format!("DELETE FROM {DIRTY_TABLE} WHERE table_name = ? AND partition_value = ?"),
+                duckdb::params![table.name, value],
+            )
+            .map_err(|source| ParquetError::Db { table: table.name.into(), source })?;
+        }
+        Ok(dirty.len())
+    }
+
+    fn write_partition(&self, conn: &Connection, table: &Table, schema: &SchemaRef, value: &str) -> Result<(), ParquetError> {
+        let columns: Vec<String> = schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+        let order: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ? ORDER BY {}",
+            columns.join(", "),
+            quote_ident(table.name),
+            partition_sql(table),
+            order.join(", ")
+        );
+        let db = |source| ParquetError::Db { table: table.name.into(), source };
+        let mut stmt = conn.prepare(&sql).map_err(db)?;
+        let batches: Vec<RecordBatch> = stmt.query_arrow([value]).map_err(db)?.collect();
+        let dir = self.partition_dir(table, value);
+        let path = dir.join(DATA_FILE);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let io = |e: std::io::Error| ParquetError::Io { path: dir.display().to_string(), reason: e.to_string() };
+        if rows == 0 {
+            // The partition lost its last row: it goes away (an unpartitioned table keeps an empty file).
+            if table.partition_month_of.is_some() {
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).map_err(io)?;
+                }
+                return Ok(());
+            }
+        }
+        fs::create_dir_all(&dir).map_err(io)?;
+        let encode = |reason: String| ParquetError::Encode { table: table.name.into(), reason };
+        let tmp = crate::fsutil::aside(&path);
+        {
+            let file = fs::File::create(&tmp).map_err(io)?;
+            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| encode(e.to_string()))?;
+            for batch in batches {
+                writer.write(&conform(&batch, schema).map_err(encode)?).map_err(|e| encode(e.to_string()))?;
+            }
+            let file = writer.into_inner().map_err(|e| encode(e.to_string()))?;
+            file.sync_all().map_err(io)?;
+        }
+        crate::fsutil::commit_aside(&tmp, &path).map_err(io)
+    }
+
+    /// Files currently in a table's folder (for tests and `status`).
+    pub fn files(&self, table: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        collect(&self.table_dir(table), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+}
+
+/// DuckDB's Arrow output → the contract schema (list item names, nullability).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(array, field)| {
+            if array.data_type() == field.data_type() {
+                Ok(array.clone())
+            } else {
+                arrow::compute::cast(array, field.data_type()).map_err(|e| format!("{}: {e}", field.name()))
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>, String>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
+}
+
+/// The partition value a hive folder name holds (`created_at_month=2024-06` → `2024-06`).
+pub fn partition_value(dir_name: &str) -> Option<&str> {
+    dir_name.split_once('=').map(|(_, v)| v).filter(|v| *v != NULL_PARTITION)
+}
