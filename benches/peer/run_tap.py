@@ -65,7 +65,7 @@ STREAMS = OrderedDict(
 # Known flaws of tap-helpscout 1.2.2 (numbers as in helpscout-api.md section 8).
 FLAWS = {
     "start_date_filter": "flaw 1: rows whose replication key is older than the bookmark "
-    "(start_date on a first run) are dropped client-side",
+    "(start_date on a first run) are not requested (modifiedSince) or dropped client-side",
     "shared_folder_bookmark": "flaw 4: one mailbox_folders bookmark shared by all mailboxes; "
     "folders of later mailboxes older than an earlier mailbox's newest folder are skipped",
     "children_of_dropped_parents": "flaw 5: children are only read for parents the tap emitted",
@@ -530,18 +530,22 @@ def compare(tap_streams, truth, selected, start_date, report_end, child_order):
 # output
 
 
-def print_table(headers, rows, out=sys.stdout):
+def print_table(headers, rows, out=sys.stdout, left=(0,)):
+    """Print an aligned text table; columns in ``left`` are left-aligned."""
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(str(cell)))
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))
-    out.write(line + "\n")
+
+    def fmt(cells):
+        return "  ".join(
+            str(c).ljust(w) if i in left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    out.write(fmt(headers) + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")
     for row in rows:
-        out.write(
-            "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + "\n"
-        )
+        out.write(fmt(row) + "\n")
 
 
 def fmt_diff(value):
@@ -583,7 +587,9 @@ def print_report(report):
                 notes,
             ]
         )
-    print_table(["stream", "tap records", "distinct keys", "simulator rows", "difference", "status", "explanation"], rows)
+    print_table(
+        ["stream", "tap records", "distinct keys", "simulator rows", "difference", "status", "explanation"], rows, left=(0, 5, 6)
+    )
     used = sorted({k for e in report["streams"].values() for k in e["explained"]})
     if used:
         out.write("\n")
@@ -595,7 +601,7 @@ def print_report(report):
         statuses = ",".join(f"{k}x{v}" for k, v in sorted(slot["statuses"].items()))
         rows.append([endpoint, slot["requests"], statuses, slot["mean_ms"], slot["max_ms"], slot["total_ms"]])
     rows.append(["total", report["requests"]["total"], "", "", "", ""])
-    print_table(["endpoint", "requests", "statuses", "mean ms", "max ms", "total ms"], rows)
+    print_table(["endpoint", "requests", "statuses", "mean ms", "max ms", "total ms"], rows, left=(0, 2))
     delta = report["simulator"].get("stats_delta")
     if delta:
         out.write("\nSimulator /_admin/stats, change over the run:\n")
@@ -714,7 +720,10 @@ def main():
             args.timeout,
         )
         if code != 0:
-            log(f"tap --discover failed (exit {code}); see {os.path.join(run_dir, 'tap-discover.log')}")
+            discover_log = os.path.join(run_dir, "tap-discover.log")
+            with open(discover_log, encoding="utf-8", errors="replace") as handle:
+                tail = handle.read().splitlines()[-15:]
+            log(f"tap --discover failed (exit {code}); last lines of {discover_log}:\n" + "\n".join(tail))
             return 1
         with open(discover_out, encoding="utf-8") as handle:
             catalog = select_everything(json.load(handle), selected)
