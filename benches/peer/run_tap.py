@@ -298,7 +298,7 @@ def select_everything(catalog, streams):
 
 
 def read_singer(path):
-    streams = defaultdict(lambda: {"records": 0, "keys": Counter(), "key_properties": None, "rows": []})
+    streams = defaultdict(lambda: {"records": 0, "keys": Counter(), "key_properties": None})
     states = []
     other = Counter()
     with open(path, "rb") as handle:
@@ -319,7 +319,6 @@ def read_singer(path):
                 record = message["record"]
                 pk = STREAMS.get(name, {}).get("pk") or tuple(stream["key_properties"] or ())
                 stream["keys"][key_of(record, pk)] += 1
-                stream["rows"].append(record)
             elif kind == "SCHEMA":
                 streams[message["stream"]]["key_properties"] = message.get("key_properties")
             elif kind == "STATE":
