@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter, OrderedDict, defaultdict
 
@@ -369,20 +370,40 @@ def numeric_delta(before, after, prefix=""):
     return out
 
 
-def collect_ints(value, out):
-    if isinstance(value, bool):
-        return out
-    if isinstance(value, int):
-        out.add(value)
-    elif isinstance(value, str) and value.isdigit():
-        out.add(int(value))
-    elif isinstance(value, dict):
-        for key, sub in value.items():
-            collect_ints(key, out)
-            collect_ints(sub, out)
-    elif isinstance(value, list):
-        for sub in value:
-            collect_ints(sub, out)
+def removed_ids(removed):
+    """Ids of removed conversations: the keys of a map (id -> "deleted" /
+    {"merged_into": id}) or the ids of a list; merge targets are not removed."""
+    out = set()
+    if isinstance(removed, dict):
+        items = removed.keys()
+    elif isinstance(removed, list):
+        items = [r.get("id") if isinstance(r, dict) else r for r in removed]
+    else:
+        items = []
+    for item in items:
+        value = norm_key_value(item)
+        if isinstance(value, int):
+            out.add(value)
+    return out
+
+
+def normalise_stats(stats):
+    """Turn the simulator's request stats into flat counters.
+
+    `{"total": n, "rate_limited": n, "faults_injected": n, "by_endpoint":
+    [{"method", "endpoint", "status", "count"}]}` becomes `{"total": n, ...,
+    "GET /v2/conversations 200": n, ...}`; other shapes are kept as they are.
+    """
+    if not isinstance(stats, dict):
+        return stats
+    out = OrderedDict()
+    for key, value in stats.items():
+        if isinstance(value, list) and all(isinstance(v, dict) and "count" in v for v in value):
+            for v in value:
+                label = " ".join(str(v[k]) for k in ("method", "endpoint", "status") if k in v)
+                out[label] = out.get(label, 0) + v["count"]
+        else:
+            out[key] = value
     return out
 
 
@@ -435,7 +456,7 @@ def predict_folder_drops(truth_rows, mailbox_order, start_date):
 
 def compare(tap_streams, truth, selected, start_date, report_end, child_order):
     tables = truth.get("tables", {}) if isinstance(truth, dict) else {}
-    removed_ids = collect_ints(truth.get("removed_conversations", {}), set()) if isinstance(truth, dict) else set()
+    removed = removed_ids(truth.get("removed_conversations")) if isinstance(truth, dict) else set()
     emitted_keys = {name: set(tap_streams[name]["keys"]) if name in tap_streams else set() for name in STREAMS}
     results = OrderedDict()
     for name, spec in STREAMS.items():
@@ -507,10 +528,8 @@ def compare(tap_streams, truth, selected, start_date, report_end, child_order):
                 entry["explained"][reason] = entry["explained"].get(reason, 0) + 1
         extra_unexplained = []
         for key in sorted(extra, key=repr):
-            if name == "conversations" and key[0] in removed_ids:
+            if name == "conversations" and key[0] in removed:
                 entry["explained"]["removed_not_seen"] = entry["explained"].get("removed_not_seen", 0) + 1
-            elif name == "conversation_threads" and tap:
-                extra_unexplained.append(key)
             else:
                 extra_unexplained.append(key)
         entry["unexplained_missing"] = [list(k) for k in unexplained[:20]]
@@ -608,6 +627,25 @@ def print_report(report):
     out.write(f"\nverdict: {report['verdict']}\nreport: {report['report_path']}\n")
 
 
+def save_rotated_token(config_path, token_file, original):
+    """Keep the refresh token the tap rotated (it only rewrites its own config)."""
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            token = json.load(handle).get("refresh_token")
+    except (OSError, ValueError):
+        return
+    if not token or token == original:
+        return
+    folder = os.path.dirname(os.path.abspath(token_file))
+    fd, tmp = tempfile.mkstemp(prefix=".refresh-token-", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, token_file)
+    log(f"rotated refresh token stored in {token_file}")
+
+
 # --------------------------------------------------------------------------
 
 
@@ -625,6 +663,11 @@ def main():
     creds.add_argument("--client-id", default="demo-client-id")
     creds.add_argument("--client-secret", default="demo-client-secret")
     creds.add_argument("--refresh-token", default="demo-refresh-token")
+    creds.add_argument(
+        "--refresh-token-file",
+        help="read the refresh token from this file (if it exists) and store the rotated one there "
+        "after the run (atomically), for repeated runs against one simulator",
+    )
     creds.add_argument("--user-agent", default="helpscout-etl peer benchmark (tap-helpscout 1.2.2)")
     creds.add_argument("--start-date", default="2000-01-01T00:00:00Z", help="the tap's start_date (default 2000-01-01T00:00:00Z)")
     creds.add_argument("--streams", default=",".join(STREAMS), help="comma-separated streams to select (default: all 11)")
@@ -650,6 +693,11 @@ def main():
     if not args.sim and not args.bin:
         parser.error("give --sim URL of a running simulator, or --bin / $HELPSCOUT_ETL_BIN to start one")
 
+    refresh_token = args.refresh_token
+    if args.refresh_token_file and os.path.exists(args.refresh_token_file):
+        with open(args.refresh_token_file, encoding="utf-8") as handle:
+            refresh_token = handle.read().strip()
+
     venv_python = ensure_venv(args.venv, args.python)
     versions = venv_versions(venv_python)
 
@@ -665,11 +713,13 @@ def main():
     work = tempfile.mkdtemp(prefix="tap-helpscout-peer-")
 
     simulator = None
+    config_path = None
     report = OrderedDict()
     exit_code = 0
     try:
         if args.sim:
-            base = args.sim.rstrip("/")
+            parts = urllib.parse.urlsplit(args.sim)
+            base = f"{parts.scheme}://{parts.netloc}"  # the origin; the tap appends /v2 itself
             sim_info = {"base_url": base, "started_by_script": False, "conversations": None, "seed": None}
         else:
             binary = os.path.abspath(os.path.expanduser(args.bin))
@@ -701,7 +751,7 @@ def main():
                 {
                     "client_id": args.client_id,
                     "client_secret": args.client_secret,
-                    "refresh_token": args.refresh_token,
+                    "refresh_token": refresh_token,
                     "user_agent": args.user_agent,
                     "start_date": args.start_date,
                 },
@@ -815,7 +865,9 @@ def main():
                 sim_info,
                 stats_before=stats_before,
                 stats_after=stats_after,
-                stats_delta=numeric_delta(stats_before, stats_after) if stats_after is not None else None,
+                stats_delta=numeric_delta(normalise_stats(stats_before), normalise_stats(stats_after))
+                if stats_after is not None
+                else None,
                 removed_conversations=(truth or {}).get("removed_conversations"),
             ),
             tap=OrderedDict(
@@ -830,7 +882,7 @@ def main():
                 state_messages=len(states),
                 final_state=states[-1] if states else None,
                 other_messages=dict(other),
-                refresh_token_rotated=rewritten.get("refresh_token") != args.refresh_token,
+                refresh_token_rotated=rewritten.get("refresh_token") != refresh_token,
                 config_keys_after_run=sorted(rewritten),
                 log_tail=tap_log_tail if code != 0 else [],
             ),
@@ -840,7 +892,7 @@ def main():
             verdict=verdict,
         )
         report_path = os.path.join(run_dir, "report.json")
-        report["report_path"] = os.path.relpath(report_path, os.getcwd())
+        report["report_path"] = report_path
         with open(report_path, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2, default=str)
         shutil.copy(report_path, os.path.join(args.out, "report-latest.json"))
@@ -855,6 +907,8 @@ def main():
             sys.stdout.write("\nlast lines of the tap's log:\n" + "\n".join(tap_log_tail) + "\n")
         return exit_code
     finally:
+        if args.refresh_token_file and config_path and os.path.exists(config_path):
+            save_rotated_token(config_path, args.refresh_token_file, refresh_token)
         if simulator is not None:
             simulator.stop()
         shutil.rmtree(work, ignore_errors=True)
