@@ -104,6 +104,10 @@ def parse_ts(value):
     return parsed.astimezone(dt.timezone.utc)
 
 
+def fmt_ts(value):
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
 def norm_key_value(value):
     """Normalise one primary-key component so tap output and truth compare."""
     if isinstance(value, bool):
@@ -454,7 +458,7 @@ def predict_folder_drops(truth_rows, mailbox_order, start_date):
     return dropped
 
 
-def compare(tap_streams, truth, selected, start_date, report_end, child_order):
+def compare(tap_streams, truth, selected, start_date, report_window, child_order):
     tables = truth.get("tables", {}) if isinstance(truth, dict) else {}
     removed = removed_ids(truth.get("removed_conversations")) if isinstance(truth, dict) else set()
     emitted_keys = {name: set(tap_streams[name]["keys"]) if name in tap_streams else set() for name in STREAMS}
@@ -520,7 +524,7 @@ def compare(tap_streams, truth, selected, start_date, report_end, child_order):
                 reason = "shared_folder_bookmark"
             if reason is None and name == "happiness_ratings_report":
                 created = parse_ts(row.get("rating_created_at"))
-                if created is not None and (created < start_date or created > report_end):
+                if created is not None and (created < report_window[0] or created >= report_window[1]):
                     reason = "report_window"
             if reason is None:
                 unexplained.append(key)
@@ -826,9 +830,20 @@ def main():
         by_endpoint, total_requests, span = summarise_requests(combined)
         shutil.copy(combined, os.path.join(run_dir, "requests.jsonl"))
 
+        # The tap asks for the ratings report from start_date up to "now" when it reaches
+        # that stream: take the window it really sent.
+        report_window = (start_date, sync_ended)
+        with open(combined, encoding="utf-8") as handle:
+            for line in handle:
+                entry = json.loads(line)
+                if entry["path"].endswith("/reports/happiness/ratings"):
+                    query = urllib.parse.parse_qs(entry["query"])
+                    window = (parse_ts(query.get("start", [""])[0]), parse_ts(query.get("end", [""])[0]))
+                    if None not in window:
+                        report_window = window
+                    break
         if truth is not None:
-            # The tap asks for the ratings report up to "now" at the time it reaches that stream.
-            comparison = compare(tap_streams, truth, selected, start_date, sync_ended, child_order)
+            comparison = compare(tap_streams, truth, selected, start_date, report_window, child_order)
         else:
             comparison = OrderedDict(
                 (name, OrderedDict(stream=name, tap_records=tap_streams[name]["records"] if name in tap_streams else 0,
@@ -869,6 +884,7 @@ def main():
                 if stats_after is not None
                 else None,
                 removed_conversations=(truth or {}).get("removed_conversations"),
+                report_window_requested=[fmt_ts(t) for t in report_window],
             ),
             tap=OrderedDict(
                 exit_code=code,
