@@ -531,6 +531,11 @@ async fn ground_truth_matches_what_the_api_serves() {
     assert_eq!(members, want);
     assert_eq!(ids(&walk(&sim, &tok, "/workflows", "workflows").await).into_iter().collect::<BTreeSet<_>>(), truth_ids(&t, "workflows"));
     assert_eq!(ids(&walk(&sim, &tok, "/users", "users").await).into_iter().collect::<BTreeSet<_>>(), truth_ids(&t, "users"));
+    // One table at a time gives the same rows.
+    for name in helpscout_etl::simulator::TABLES {
+        assert_eq!(sim.ground_truth_table(name).as_ref(), Some(&t.tables[name]), "{name}");
+    }
+    assert!(sim.ground_truth_table("nope").is_none());
     // The admin endpoint serves the same truth.
     let admin: GroundTruth = client().get(format!("http://{}/_admin/truth", sim.addr())).send().await.unwrap().json().await.unwrap();
     assert_eq!(admin, t);

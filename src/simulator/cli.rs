@@ -122,3 +122,53 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     println!("simulator stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn flags_become_a_config() {
+        let path = std::env::temp_dir().join(format!("sim-faults-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"rules":[{"path_prefix":"/v2/users","count":2,"kind":{"Status":503}}]}"#).unwrap();
+        let w = Wrap::try_parse_from([
+            "x", "--port", "4100", "--seed", "9", "--conversations", "50", "--customers", "70", "--plan", "standard",
+            "--rate-limit", "10", "--rate-window-secs", "5", "--token-ttl-secs", "60", "--faults", path.to_str().unwrap(),
+            "--client-secret", "s3",
+        ])
+        .unwrap();
+        let c = w.args.to_config().unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!((c.port, c.seed, c.conversations, c.customers), (4100, 9, 50, Some(70)));
+        assert_eq!(c.plan, Plan::Standard);
+        assert_eq!((c.rate_limit_per_minute, c.rate_window, c.token_ttl_secs), (10, Duration::from_secs(5), 60));
+        assert_eq!(c.faults.rules.len(), 1);
+        assert_eq!(c.faults.rules[0].count, 2);
+        assert_eq!(c.client_secret, "s3");
+        assert_eq!(c.client_id, "demo-client-id");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Wrap::try_parse_from(["x"]).unwrap().args.to_config().unwrap();
+        let d = SimConfig::default();
+        assert_eq!((c.port, c.conversations, c.customers, c.plan, c.rate_limit_per_minute), (0, d.conversations, None, Plan::Plus, 400));
+        assert_eq!(c.refresh_token, "demo-refresh-token");
+    }
+
+    #[test]
+    fn a_broken_fault_file_is_an_error() {
+        let path = std::env::temp_dir().join(format!("sim-faults-bad-{}.json", std::process::id()));
+        std::fs::write(&path, "{not json").unwrap();
+        let w = Wrap::try_parse_from(["x", "--faults", path.to_str().unwrap()]).unwrap();
+        assert!(w.args.to_config().is_err());
+        std::fs::remove_file(&path).ok();
+    }
+}

@@ -161,20 +161,21 @@ impl Inner {
 
     pub fn ground_truth(&self) -> GroundTruth {
         let st = lock(&self.state);
-        GroundTruth {
-            tables: truth::tables(&st),
-            removed_conversations: st
-                .removed
-                .iter()
-                .map(|(id, r)| (*id, r.merged_into.map(Removal::MergedInto).unwrap_or(Removal::Deleted)))
-                .collect(),
-        }
+        GroundTruth { tables: truth::tables(&st), removed_conversations: removed_of(&st) }
+    }
+
+    pub fn removed(&self) -> BTreeMap<i64, Removal> {
+        removed_of(&lock(&self.state))
     }
 
     pub fn mutate(&self, plan: &MutationPlan) -> MutationReport {
         let now = self.clock.now_ts();
         mutate::apply(&mut lock(&self.state), plan, now)
     }
+}
+
+fn removed_of(st: &state::State) -> BTreeMap<i64, Removal> {
+    st.removed.iter().map(|(id, r)| (*id, r.merged_into.map(Removal::MergedInto).unwrap_or(Removal::Deleted))).collect()
 }
 
 /// A running simulator. Cheap to clone; `stop` shuts it down.
@@ -277,6 +278,17 @@ impl Simulator {
 
     pub fn ground_truth(&self) -> GroundTruth {
         self.inner.ground_truth()
+    }
+
+    /// One table of the ground truth (rows ordered by primary key); `None` for a name that is
+    /// not one of [`TABLES`]. Cheaper than [`Simulator::ground_truth`] on large accounts.
+    pub fn ground_truth_table(&self, table: &str) -> Option<Vec<serde_json::Map<String, serde_json::Value>>> {
+        truth::table(&lock(&self.inner.state), table)
+    }
+
+    /// Removed conversations (deleted or merged away) and why.
+    pub fn removed_conversations(&self) -> BTreeMap<i64, Removal> {
+        self.inner.removed()
     }
 
     /// Every access token issued so far becomes invalid (401).

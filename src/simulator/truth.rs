@@ -173,108 +173,134 @@ fn customer_row(c: &Customer) -> Row {
 
 /// All 11 tables, rows ordered by primary key.
 pub fn tables(st: &State) -> BTreeMap<String, Vec<Row>> {
-    let mut out: BTreeMap<String, Vec<Row>> = TABLES.iter().map(|t| (t.to_string(), Vec::new())).collect();
+    TABLES.iter().map(|t| (t.to_string(), table(st, t).unwrap_or_default())).collect()
+}
 
-    let mut conv_ids: Vec<i64> = st.convs.keys().copied().collect();
-    conv_ids.sort_unstable();
-    let mut threads = Vec::new();
-    let mut convs = Vec::with_capacity(conv_ids.len());
-    let mut ratings = Vec::new();
-    for id in &conv_ids {
-        let c = &st.convs[id];
-        convs.push(conversation_row(st, c));
-        for t in &c.threads {
-            threads.push((t.id, thread_row(st, c.id, t)));
-            if let Some(r) = &t.rating {
-                ratings.push(obj(json!({
-                    "conversation_id": c.id,
-                    "rating_comments": r.comments,
-                    "rating_created_at": fmt_ts(r.created_at),
-                    "rating_customer_id": r.customer.id,
-                    "rating_customer_name": r.customer.full_name(),
-                    "rating_id": r.value,
-                    "rating_user_id": t.created_by.id,
-                    "rating_user_name": t.created_by.full_name(),
-                    "thread_created_at": fmt_ts(t.created_at),
-                    "thread_id": t.id,
-                    "type": c.kind.as_str(),
-                    "rating": rating_word(r.value),
-                })));
+fn sorted_convs(st: &State) -> Vec<&Conversation> {
+    let mut v: Vec<&Conversation> = st.convs.values().collect();
+    v.sort_by_key(|c| c.id);
+    v
+}
+
+fn sorted_mailboxes(st: &State) -> Vec<&Mailbox> {
+    let mut v: Vec<&Mailbox> = st.mailboxes.iter().collect();
+    v.sort_by_key(|m| m.id);
+    v
+}
+
+/// One table's rows, ordered by primary key (`None` for an unknown table name).
+pub fn table(st: &State, name: &str) -> Option<Vec<Row>> {
+    let rows = match name {
+        "conversations" => sorted_convs(st).into_iter().map(|c| conversation_row(st, c)).collect(),
+        "conversation_threads" => {
+            let mut threads: Vec<(i64, Row)> = Vec::new();
+            for c in st.convs.values() {
+                for t in &c.threads {
+                    threads.push((t.id, thread_row(st, c.id, t)));
+                }
+            }
+            threads.sort_by_key(|(id, _)| *id);
+            threads.into_iter().map(|(_, r)| r).collect()
+        }
+        "happiness_ratings_report" => {
+            let mut ratings = Vec::new();
+            for c in sorted_convs(st) {
+                for t in &c.threads {
+                    if let Some(r) = &t.rating {
+                        ratings.push(((c.id, r.created_at, r.customer.id), obj(json!({
+                            "conversation_id": c.id,
+                            "rating_comments": r.comments,
+                            "rating_created_at": fmt_ts(r.created_at),
+                            "rating_customer_id": r.customer.id,
+                            "rating_customer_name": r.customer.full_name(),
+                            "rating_id": r.value,
+                            "rating_user_id": t.created_by.id,
+                            "rating_user_name": t.created_by.full_name(),
+                            "thread_created_at": fmt_ts(t.created_at),
+                            "thread_id": t.id,
+                            "type": c.kind.as_str(),
+                            "rating": rating_word(r.value),
+                        }))));
+                    }
+                }
+            }
+            ratings.sort_by_key(|(k, _)| *k);
+            ratings.into_iter().map(|(_, r)| r).collect()
+        }
+        "customers" => {
+            let mut ids: Vec<i64> = st.customers.keys().copied().collect();
+            ids.sort_unstable();
+            ids.iter().map(|id| customer_row(&st.customers[id])).collect()
+        }
+        "mailboxes" => sorted_mailboxes(st)
+            .into_iter()
+            .map(|m| obj(json!({"created_at": ts(m.created_at), "email": m.email, "id": m.id, "name": m.name, "slug": m.slug, "updated_at": ts(m.updated_at)})))
+            .collect(),
+        "mailbox_fields" => {
+            let mut fields = Vec::new();
+            for m in sorted_mailboxes(st) {
+                for f in &m.fields {
+                    fields.push((f.id, obj(json!({
+                        "id": f.id, "mailbox_id": m.id, "name": f.name,
+                        "options": f.options.iter().map(|o| json!({"id": o.id, "order": o.order, "label": o.label})).collect::<Vec<_>>(),
+                        "order": f.order, "required": f.required, "type": f.kind,
+                    }))));
+                }
+            }
+            fields.sort_by_key(|(id, _)| *id);
+            fields.into_iter().map(|(_, r)| r).collect()
+        }
+        "mailbox_folders" => {
+            let mut folders = Vec::new();
+            for m in sorted_mailboxes(st) {
+                for f in &m.folders {
+                    folders.push((f.id, obj(json!({
+                        "active_count": f.active_count, "id": f.id, "mailbox_id": m.id, "name": f.name,
+                        "total_count": f.total_count, "type": f.kind.as_str(), "updated_at": ts(f.updated_at), "user_id": f.user_id,
+                    }))));
+                }
+            }
+            folders.sort_by_key(|(id, _)| *id);
+            folders.into_iter().map(|(_, r)| r).collect()
+        }
+        "users" => {
+            let mut users: Vec<&User> = st.users.iter().collect();
+            users.sort_by_key(|u| u.id);
+            users
+                .iter()
+                .map(|u| obj(json!({"created_at": ts(u.created_at), "email": u.email, "first_name": u.first, "id": u.id, "last_name": u.last, "photo_url": u.photo_url, "role": u.role, "timezone": u.timezone, "type": "user", "updated_at": ts(u.updated_at)})))
+                .collect()
+        }
+        "teams" | "team_members" => {
+            let mut teams: Vec<&Team> = st.teams.iter().collect();
+            teams.sort_by_key(|t| t.id);
+            if name == "teams" {
+                teams
+                    .iter()
+                    .map(|t| obj(json!({"created_at": ts(t.created_at), "id": t.id, "initials": t.initials, "mention": t.mention, "name": t.name, "photo_url": t.photo_url, "timezone": t.timezone, "updated_at": ts(t.updated_at)})))
+                    .collect()
+            } else {
+                let mut members = Vec::new();
+                for t in teams {
+                    let mut ms = t.members.clone();
+                    ms.sort_unstable();
+                    for u in ms {
+                        members.push(obj(json!({"team_id": t.id, "user_id": u})));
+                    }
+                }
+                members
             }
         }
-    }
-    threads.sort_by_key(|(id, _)| *id);
-    out.insert("conversation_threads".into(), threads.into_iter().map(|(_, r)| r).collect());
-    out.insert("conversations".into(), convs);
-    ratings.sort_by(|a, b| {
-        let k = |r: &Row| (r["conversation_id"].as_i64(), r["rating_created_at"].as_str().map(str::to_string), r["rating_customer_id"].as_i64());
-        k(a).cmp(&k(b))
-    });
-    out.insert("happiness_ratings_report".into(), ratings);
-
-    let mut cust_ids: Vec<i64> = st.customers.keys().copied().collect();
-    cust_ids.sort_unstable();
-    out.insert("customers".into(), cust_ids.iter().map(|id| customer_row(&st.customers[id])).collect());
-
-    let mut mailboxes: Vec<&Mailbox> = st.mailboxes.iter().collect();
-    mailboxes.sort_by_key(|m| m.id);
-    let mut fields = Vec::new();
-    let mut folders = Vec::new();
-    let mut mb_rows = Vec::new();
-    for m in mailboxes {
-        mb_rows.push(obj(json!({"created_at": ts(m.created_at), "email": m.email, "id": m.id, "name": m.name, "slug": m.slug, "updated_at": ts(m.updated_at)})));
-        for f in &m.fields {
-            fields.push(obj(json!({
-                "id": f.id, "mailbox_id": m.id, "name": f.name,
-                "options": f.options.iter().map(|o| json!({"id": o.id, "order": o.order, "label": o.label})).collect::<Vec<_>>(),
-                "order": f.order, "required": f.required, "type": f.kind,
-            })));
+        "workflows" => {
+            let mut wfs: Vec<&Workflow> = st.workflows.iter().collect();
+            wfs.sort_by_key(|w| w.id);
+            wfs.iter()
+                .map(|w| obj(json!({"created_at": ts(w.created_at), "id": w.id, "mailbox_id": w.mailbox_id, "modified_at": ts(w.modified_at), "name": w.name, "order": w.order, "status": w.status, "type": w.kind})))
+                .collect()
         }
-        for f in &m.folders {
-            folders.push(obj(json!({
-                "active_count": f.active_count, "id": f.id, "mailbox_id": m.id, "name": f.name,
-                "total_count": f.total_count, "type": f.kind.as_str(), "updated_at": ts(f.updated_at), "user_id": f.user_id,
-            })));
-        }
-    }
-    fields.sort_by_key(|r| r["id"].as_i64());
-    folders.sort_by_key(|r| r["id"].as_i64());
-    out.insert("mailboxes".into(), mb_rows);
-    out.insert("mailbox_fields".into(), fields);
-    out.insert("mailbox_folders".into(), folders);
-
-    let mut users: Vec<&User> = st.users.iter().collect();
-    users.sort_by_key(|u| u.id);
-    out.insert(
-        "users".into(),
-        users
-            .iter()
-            .map(|u| obj(json!({"created_at": ts(u.created_at), "email": u.email, "first_name": u.first, "id": u.id, "last_name": u.last, "photo_url": u.photo_url, "role": u.role, "timezone": u.timezone, "type": "user", "updated_at": ts(u.updated_at)})))
-            .collect(),
-    );
-    let mut teams: Vec<&Team> = st.teams.iter().collect();
-    teams.sort_by_key(|t| t.id);
-    let mut members = Vec::new();
-    let mut team_rows = Vec::new();
-    for t in teams {
-        team_rows.push(obj(json!({"created_at": ts(t.created_at), "id": t.id, "initials": t.initials, "mention": t.mention, "name": t.name, "photo_url": t.photo_url, "timezone": t.timezone, "updated_at": ts(t.updated_at)})));
-        let mut ms = t.members.clone();
-        ms.sort_unstable();
-        for u in ms {
-            members.push(obj(json!({"team_id": t.id, "user_id": u})));
-        }
-    }
-    out.insert("teams".into(), team_rows);
-    out.insert("team_members".into(), members);
-    let mut wfs: Vec<&Workflow> = st.workflows.iter().collect();
-    wfs.sort_by_key(|w| w.id);
-    out.insert(
-        "workflows".into(),
-        wfs.iter()
-            .map(|w| obj(json!({"created_at": ts(w.created_at), "id": w.id, "mailbox_id": w.mailbox_id, "modified_at": ts(w.modified_at), "name": w.name, "order": w.order, "status": w.status, "type": w.kind})))
-            .collect(),
-    );
-    out
+        _ => return None,
+    };
+    Some(rows)
 }
 
 /// The columns of each table, as the data contract lists them.
