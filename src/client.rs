@@ -653,7 +653,7 @@ fn transport_reason(e: &reqwest::Error) -> String {
     } else if e.is_body() || e.is_decode() {
         "connection dropped while reading the response".into()
     } else {
-        format!("connection error ({})", e.without_url())
+        format!("connection error ({e})")
     }
 }
 

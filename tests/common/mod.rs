@@ -1,0 +1,192 @@
+//! Shared helpers for the integration tests: a simulator on 127.0.0.1, settings pointing at it,
+//! and comparisons of what a sync wrote (DuckDB and Parquet) with the simulator's ground truth.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, SecondsFormat, Utc};
+use helpscout_etl::config::{self, FileConfig, Overrides, Settings};
+use helpscout_etl::progress::Progress;
+use helpscout_etl::simulator::{SimConfig, Simulator};
+use helpscout_etl::sync::{self, RunStatus, SyncReport};
+use helpscout_etl::tables::{self, Table};
+use serde_json::{Map, Value};
+
+pub type Rows = BTreeMap<String, Value>;
+
+pub async fn simulator(conversations: usize, seed: u64) -> Simulator {
+    Simulator::start(SimConfig { conversations, seed, ..Default::default() }).await.expect("simulator starts")
+}
+
+/// Settings for a sync of `sim` into `dir`, with quick retries and timeouts.
+pub fn settings(sim: &Simulator, dir: &Path) -> Settings {
+    settings_with(sim, dir, |_| {})
+}
+
+pub fn settings_with(sim: &Simulator, dir: &Path, tweak: impl FnOnce(&mut FileConfig)) -> Settings {
+    let mut file = FileConfig::default();
+    file.helpscout.client_id = Some(sim.config().client_id.clone());
+    file.helpscout.client_secret = Some(sim.config().client_secret.clone());
+    file.helpscout.base_url = Some(sim.base_url());
+    file.helpscout.token_url = Some(sim.token_url());
+    file.helpscout.request_timeout_secs = Some(2.0);
+    file.helpscout.rate_window_secs = Some(sim.config().rate_window.as_secs_f64());
+    file.helpscout.rate_limit_per_minute = Some(sim.config().rate_limit_per_minute);
+    file.start_date = Some("2015-01-01".into());
+    file.output.dir = Some(dir.to_path_buf());
+    tweak(&mut file);
+    let mut s = config::resolve(file, &|_| None, &Overrides::default()).expect("valid settings");
+    s.client.backoff_min = Duration::from_millis(10);
+    s.client.backoff_max = Duration::from_millis(100);
+    s
+}
+
+pub async fn sync(settings: &Settings) -> SyncReport {
+    sync::run(settings, &Progress::Quiet).await.expect("sync runs")
+}
+
+pub async fn sync_ok(settings: &Settings) -> SyncReport {
+    let report = sync(settings).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:#?}");
+    report
+}
+
+pub fn duckdb_path(dir: &Path) -> PathBuf {
+    dir.join("helpscout.duckdb")
+}
+
+pub fn connect(dir: &Path) -> duckdb::Connection {
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
+    duckdb::Connection::open_with_flags(duckdb_path(dir), config).expect("DuckDB file opens")
+}
+
+/// A table's contract columns (metadata columns left out), as JSON rows keyed by primary key.
+pub fn duckdb_rows(dir: &Path, table: &Table) -> Rows {
+    let conn = connect(dir);
+    let cols: Vec<String> = table.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{}\"", cols.join(", "), table.name)).unwrap();
+    let batches: Vec<RecordBatch> = stmt.query_arrow([]).unwrap().collect();
+    keyed(table, batches_to_json(&batches))
+}
+
+/// The same from the Parquet folder, every partition file read.
+pub fn parquet_rows(dir: &Path, table: &Table) -> Rows {
+    let mut files = Vec::new();
+    collect_parquet(&dir.join("parquet").join(table.name), &mut files);
+    let mut batches = Vec::new();
+    for file in files {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let names: Vec<usize> = table
+                .columns
+                .iter()
+                .map(|c| batch.schema().index_of(c.name).expect("contract column in Parquet"))
+                .collect();
+            batches.push(batch.project(&names).unwrap());
+        }
+    }
+    let rows = batches_to_json(&batches);
+    let count = rows.len();
+    let keyed = keyed(table, rows);
+    assert_eq!(keyed.len(), count, "{}: duplicate primary keys in Parquet", table.name);
+    keyed
+}
+
+fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_parquet(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+}
+
+fn batches_to_json(batches: &[RecordBatch]) -> Vec<Map<String, Value>> {
+    let mut writer = arrow_json::ArrayWriter::new(Vec::new());
+    for b in batches {
+        writer.write(b).unwrap();
+    }
+    writer.finish().unwrap();
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return vec![];
+    }
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+pub fn truth_rows(sim: &Simulator, table: &Table) -> Rows {
+    let rows = sim.ground_truth_table(table.name).expect("a truth for every table");
+    keyed(table, rows)
+}
+
+fn keyed(table: &Table, rows: Vec<Map<String, Value>>) -> Rows {
+    rows.into_iter()
+        .map(|row| {
+            let row = normalize(Value::Object(row));
+            let key = table
+                .primary_key
+                .iter()
+                .map(|k| row.get(*k).map(Value::to_string).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("|");
+            (key, row)
+        })
+        .collect()
+}
+
+/// One spelling for equal values: timestamps as `…Z` seconds, absent = null, an object whose
+/// fields are all null = null.
+pub fn normalize(v: Value) -> Value {
+    match v {
+        Value::String(s) => match DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => Value::String(t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            Err(_) => Value::String(s),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
+        Value::Object(obj) => {
+            let obj: Map<String, Value> = obj.into_iter().map(|(k, v)| (k, normalize(v))).filter(|(_, v)| !v.is_null()).collect();
+            if obj.is_empty() { Value::Null } else { Value::Object(obj) }
+        }
+        other => other,
+    }
+}
+
+/// Asserts that DuckDB and Parquet hold exactly the simulator's rows for every table.
+pub fn assert_matches_truth(sim: &Simulator, dir: &Path) {
+    for table in tables::ALL {
+        let truth = truth_rows(sim, table);
+        let duck = duckdb_rows(dir, table);
+        assert_same(table.name, "DuckDB", &truth, &duck);
+        let parquet = parquet_rows(dir, table);
+        assert_same(table.name, "Parquet", &truth, &parquet);
+    }
+}
+
+pub fn assert_same(table: &str, what: &str, truth: &Rows, got: &Rows) {
+    let missing: Vec<&String> = truth.keys().filter(|k| !got.contains_key(*k)).collect();
+    let extra: Vec<&String> = got.keys().filter(|k| !truth.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what} {table}: {} rows missing (e.g. {:?}), {} unexpected (e.g. {:?}); truth has {}, got {}",
+        missing.len(),
+        missing.iter().take(3).collect::<Vec<_>>(),
+        extra.len(),
+        extra.iter().take(3).collect::<Vec<_>>(),
+        truth.len(),
+        got.len()
+    );
+    for (key, want) in truth {
+        let have = &got[key];
+        assert_eq!(have, want, "{what} {table} row {key} differs");
+    }
+}
