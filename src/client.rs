@@ -202,6 +202,8 @@ pub struct Page {
     pub items: Vec<Value>,
     pub number: u64,
     pub total_pages: u64,
+    /// Records in the whole list (HAL `page.totalElements`, the report's `count`).
+    pub total_elements: Option<u64>,
     pub next: Option<String>,
     pub server_date: Option<DateTime<Utc>>,
 }
@@ -574,23 +576,20 @@ impl Client {
 
     /// Every page of a list, in order, `concurrency` requests at a time once the page count is
     /// known; `on_page` sees each page as it arrives. Returns the server date of the first page.
-    pub async fn list_pages<F>(
+    pub async fn list_pages<S: PageSink + Send>(
         &self,
         first_url: &str,
         list_key: &str,
         paging: crate::tables::Paging,
-        mut on_page: F,
-    ) -> Result<Option<DateTime<Utc>>, ClientError>
-    where
-        F: FnMut(Page) -> Result<(), ClientError>,
-    {
+        sink: &mut S,
+    ) -> Result<Option<DateTime<Utc>>, ClientError> {
         let first = self.page(first_url, list_key, paging).await?;
         let server_date = first.server_date;
         let total_pages = first.total_pages;
         let first_number = first.number.max(1);
         let mut next = first.next.clone();
         let empty = first.items.is_empty();
-        on_page(first)?;
+        sink.accept(first).await?;
         if empty {
             return Ok(server_date);
         }
@@ -608,7 +607,7 @@ impl Client {
                 let page = page?;
                 let done = page.items.is_empty();
                 next = page.next.clone();
-                on_page(page)?;
+                sink.accept(page).await?;
                 if done {
                     return Ok(server_date);
                 }
@@ -619,9 +618,34 @@ impl Client {
             let page = self.page(&url, list_key, paging).await?;
             let done = page.items.is_empty() || (page.total_pages > 0 && page.number >= page.total_pages);
             next = if done { None } else { page.next.clone() };
-            on_page(page)?;
+            sink.accept(page).await?;
         }
         Ok(server_date)
+    }
+}
+
+/// Where listed pages go.
+pub trait PageSink {
+    fn accept(&mut self, page: Page) -> impl std::future::Future<Output = Result<(), ClientError>> + Send;
+}
+
+/// Collects every record.
+impl PageSink for Vec<Value> {
+    fn accept(&mut self, page: Page) -> impl std::future::Future<Output = Result<(), ClientError>> + Send {
+        self.extend(page.items);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Hands pages to a consumer; a full channel holds the listing back, so pages are never
+/// buffered beyond it.
+impl PageSink for tokio::sync::mpsc::Sender<Result<Page, ClientError>> {
+    fn accept(&mut self, page: Page) -> impl std::future::Future<Output = Result<(), ClientError>> + Send {
+        async move {
+            // The receiver only goes away when the table already failed.
+            let _ = self.send(Ok(page)).await;
+            Ok(())
+        }
     }
 }
 
@@ -716,13 +740,14 @@ pub fn parse_hal(body: Value, list_key: &str, shown: &str) -> Result<Page, Clien
     let page = obj.get("page");
     let number = page.and_then(|p| p.get("number")).and_then(Value::as_u64).unwrap_or(0);
     let total_pages = page.and_then(|p| p.get("totalPages")).and_then(Value::as_u64).unwrap_or(0);
+    let total_elements = page.and_then(|p| p.get("totalElements")).and_then(Value::as_u64);
     let next = obj
         .get("_links")
         .and_then(|l| l.get("next"))
         .and_then(|n| n.get("href"))
         .and_then(Value::as_str)
         .map(String::from);
-    Ok(Page { items, number, total_pages, next, server_date: None })
+    Ok(Page { items, number, total_pages, total_elements, next, server_date: None })
 }
 
 /// The reports' paging: `{results, page, pages}`; the next page is `page + 1` while `page < pages`.
@@ -735,8 +760,9 @@ pub fn parse_report(body: Value, list_key: &str, url: &str, shown: &str) -> Resu
     };
     let number = obj.get("page").and_then(Value::as_u64).unwrap_or(1);
     let total_pages = obj.get("pages").and_then(Value::as_u64).unwrap_or(number);
+    let total_elements = obj.get("count").and_then(Value::as_u64);
     let next = (number < total_pages && !items.is_empty()).then(|| with_page(url, number + 1));
-    Ok(Page { items, number, total_pages, next, server_date: None })
+    Ok(Page { items, number, total_pages, total_elements, next, server_date: None })
 }
 
 #[cfg(test)]

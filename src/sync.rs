@@ -483,15 +483,8 @@ impl<'a> Run<'a> {
         let (tx, rx) = mpsc::channel(self.settings.client.concurrency.max(1) * 2);
         let client = Arc::clone(&self.client);
         tokio::spawn(async move {
-            let sender = tx.clone();
-            let result = client
-                .list_pages(&url, table.list_key, table.paging, move |page| {
-                    sender.try_send(Ok(page)).map_err(|_| ClientError::Malformed {
-                        path: String::new(),
-                        reason: "listing abandoned".into(),
-                    })
-                })
-                .await;
+            let mut sender = tx.clone();
+            let result = client.list_pages(&url, table.list_key, table.paging, &mut sender).await;
             if let Err(e) = result {
                 let _ = tx.send(Err(e)).await;
             }
@@ -642,13 +635,7 @@ impl<'a> Run<'a> {
                 let url = self.url_for(child, Some(id), &[]);
                 async move {
                     let mut all = Vec::new();
-                    let result = client
-                        .list_pages(&url, child.list_key, child.paging, |page| {
-                            all.extend(page.items);
-                            Ok(())
-                        })
-                        .await
-                        .map(|_| all);
+                    let result = client.list_pages(&url, child.list_key, child.paging, &mut all).await.map(|_| all);
                     (i, child, id, result)
                 }
             }))
@@ -820,27 +807,23 @@ impl<'a> Run<'a> {
         Ok(removed.len() as u64)
     }
 
-    /// Compares the live count the API reports elsewhere with the rows held; a deficit upstream
-    /// means removals that a listing by modification cannot show: a full listing finds them.
+    /// A list by modification time cannot show removals: the unfiltered list's size can.
+    /// When more rows are held than the API counts, a full listing finds the removed ones.
     async fn check_removals(&mut self, table: &'static Table) -> Result<u64, SyncError> {
-        let Some(removals) = table.removals else { return Ok(0) };
-        let (counter, column) = removals.counted_by;
-        if !self.tables_synced.contains(counter) || self.selected(table.name).is_none() {
+        if table.removals.is_none() || self.selected(table.name).is_none() {
             return Ok(0);
         }
-        let sql = format!(
-            "SELECT (SELECT count(*) FROM {t}) - (SELECT coalesce(sum({c}), 0) FROM {k})",
-            t = crate::schema::quote_ident(table.name),
-            c = crate::schema::quote_ident(column),
-            k = crate::schema::quote_ident(counter),
-        );
-        let surplus = self.warehouse.commit(&mut self.windows, |tx| tx.ids(&sql))?;
-        if surplus.first().copied().unwrap_or(0) <= 0 {
-            return Ok(0);
+        let url = self.url_for(table, None, &[]);
+        let live = self.client.page(&url, table.list_key, table.paging).await?.total_elements;
+        let held = self.warehouse.commit(&mut self.windows, |tx| tx.count(table.name))?;
+        match live {
+            Some(live) if held > live as i64 => {
+                tracing::info!(table = table.name, held, live, "rows held that the API no longer lists; listing everything");
+                let (_, removed) = self.sync_modified(table, true).await?;
+                Ok(removed)
+            }
+            _ => Ok(0),
         }
-        tracing::info!(table = table.name, "more rows held than the API counts; listing everything to find removals");
-        let (_, removed) = self.sync_modified(table, true).await?;
-        Ok(removed)
     }
 
     /// A list fetched whole: its rows replace the table's.
@@ -853,12 +836,7 @@ impl<'a> Run<'a> {
         }
         let url = self.url_for(table, None, &extra);
         let mut items = Vec::new();
-        self.client
-            .list_pages(&url, table.list_key, table.paging, |page| {
-                items.extend(page.items);
-                Ok(())
-            })
-            .await?;
+        self.client.list_pages(&url, table.list_key, table.paging, &mut items).await?;
         let conv = self.converter(table.name);
         let mut chunk = Chunk::new();
         for record in &items {
@@ -879,13 +857,9 @@ impl<'a> Run<'a> {
             None => {
                 let parent_table = tables::by_name(parent).expect("declared parent");
                 let url = self.url_for(parent_table, None, &[]);
-                let mut ids = Vec::new();
-                self.client
-                    .list_pages(&url, parent_table.list_key, parent_table.paging, |page| {
-                        ids.extend(page.items.iter().filter_map(|r| r.get("id").and_then(Value::as_i64)));
-                        Ok(())
-                    })
-                    .await?;
+                let mut records: Vec<Value> = Vec::new();
+                self.client.list_pages(&url, parent_table.list_key, parent_table.paging, &mut records).await?;
+                let ids: Vec<i64> = records.iter().filter_map(|r| r.get("id").and_then(Value::as_i64)).collect();
                 self.listed_ids.insert(parent, ids.clone());
                 ids
             }
@@ -897,13 +871,7 @@ impl<'a> Run<'a> {
                 let url = self.url_for(table, Some(id), &[]);
                 async move {
                     let mut all = Vec::new();
-                    let r = client
-                        .list_pages(&url, table.list_key, table.paging, |page| {
-                            all.extend(page.items);
-                            Ok(())
-                        })
-                        .await
-                        .map(|_| all);
+                    let r = client.list_pages(&url, table.list_key, table.paging, &mut all).await.map(|_| all);
                     (id, r)
                 }
             }))

@@ -125,13 +125,12 @@ pub struct RowEvents {
     pub details: &'static str,
 }
 
-/// Removed records cannot be listed; they are noticed and confirmed like this.
+/// Removed records vanish from lists: they are noticed by the list's size (or by their children
+/// moving to another parent) and confirmed one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removals {
     /// A single record's endpoint: 301 = merged into the `Location`, 404 = deleted.
     pub probe: &'static str,
-    /// Table and column whose sum counts every live record (a deficit means removals).
-    pub counted_by: (&'static str, &'static str),
 }
 
 impl Table {
@@ -222,7 +221,7 @@ pub const CONVERSATIONS: Table = Table {
         conversation_number: Some("s.number"),
         details: "'Subject: ' || coalesce(s.subject, '') || '; status: ' || coalesce(s.status, '') || '; threads: ' || coalesce(s.threads::VARCHAR, '0')",
     }),
-    removals: Some(Removals { probe: "/conversations/{id}", counted_by: ("mailbox_folders", "total_count") }),
+    removals: Some(Removals { probe: "/conversations/{id}" }),
     columns: &[
         col("assignee", PERSON),
         col("bcc", TEXTS),

@@ -31,3 +31,161 @@ async fn a_full_sync_equals_the_ground_truth_and_every_join_key_matches() {
     }
     sim.stop().await;
 }
+
+use helpscout_etl::simulator::{FaultKind, FaultPlan, FaultRule, MutationPlan, Removal};
+use helpscout_etl::sync::RunStatus;
+
+fn every_change(seed: u64) -> MutationPlan {
+    MutationPlan {
+        seed,
+        new_conversations: 6,
+        replies: 10,
+        workflow_changes: 8,
+        customer_edits: 4,
+        merges: 2,
+        deletions: 2,
+        new_customers: 3,
+        new_ratings: 3,
+        user_edits: 1,
+        mailbox_edits: 1,
+        folder_changes: 2,
+        workflow_edits: 2,
+        team_edits: 1,
+        team_member_changes: 2,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_syncs_converge_through_every_kind_of_change() {
+    let sim = simulator(150, 11).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&sim, dir.path());
+    sync_ok(&settings).await;
+    assert_matches_truth(&sim, dir.path());
+    let mut seen_removed: Vec<i64> = Vec::new();
+    for round in 0..3 {
+        sim.advance_clock(chrono::Duration::hours(2));
+        let changed = sim.mutate(&every_change(round));
+        assert!(truth_mismatch(&sim, dir.path()).is_some(), "round {round}: the mutation {changed:?} is visible");
+        let held: Vec<i64> = connect(dir.path())
+            .prepare("SELECT id FROM conversations")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let report = sync_ok(&settings).await;
+        assert_matches_truth(&sim, dir.path());
+        let removed = report.tables.iter().find(|t| t.table == "conversations").unwrap().removed;
+        let expected: Vec<i64> = sim.removed_conversations().into_keys().filter(|id| held.contains(id)).collect();
+        let newly: Vec<&i64> = expected.iter().filter(|id| !seen_removed.contains(*id)).collect();
+        assert_eq!(removed as usize, newly.len(), "round {round}: removals of rows held");
+        seen_removed.extend(expected);
+    }
+    // Every removed conversation that was held is tombstoned with its reason.
+    assert!(seen_removed.len() >= 9, "merges and deletions happened: {seen_removed:?}");
+    for (id, removal) in sim.removed_conversations().into_iter().filter(|(id, _)| seen_removed.contains(id)) {
+        let (reason, into) = match removal {
+            Removal::Deleted => ("deleted", -1),
+            Removal::MergedInto(t) => ("merged", t),
+        };
+        let sql = format!(
+            "SELECT count(*) FROM _helpscout_conversation_tombstones WHERE id = {id} AND reason = '{reason}' AND coalesce(merged_into, -1) = {into}"
+        );
+        assert_eq!(query_i64(dir.path(), &sql), 1, "tombstone of {id}");
+    }
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_moving_between_pages_during_a_backfill_are_not_lost() {
+    let sim = simulator(160, 5).await;
+    sim.set_faults(FaultPlan {
+        rules: vec![FaultRule {
+            path_prefix: Some("/v2/conversations".into()),
+            method: None,
+            after: 1,
+            count: 3,
+            kind: FaultKind::PageDrift { rows: 4 },
+        }],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(&sim, dir.path());
+    // One page at a time, so the drift lands between the pages.
+    settings.client.concurrency = 1;
+    sync_ok(&settings).await;
+    assert!(sim.request_stats().faults_injected >= 1);
+    assert_matches_truth(&sim, dir.path());
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_lose_nothing() {
+    let sim = simulator(100, 3).await;
+    let rule = |path: &str, after, count, kind| FaultRule { path_prefix: Some(path.into()), method: None, after, count, kind };
+    sim.set_faults(FaultPlan {
+        rules: vec![
+            rule("/v2/conversations", 1, 2, FaultKind::Status(500)),
+            rule("/v2/conversations", 4, 1, FaultKind::DropConnection),
+            rule("/v2/customers", 0, 1, FaultKind::Status(503)),
+            rule("/v2/customers", 2, 1, FaultKind::TruncatedBody),
+            rule("/v2/users", 0, 3, FaultKind::RateLimitBurst),
+            rule("/v2/mailboxes", 1, 1, FaultKind::ExpireToken),
+            rule("/v2/teams", 0, 1, FaultKind::Delay(3_000)),
+            rule("/v2/workflows", 0, 1, FaultKind::Status(504)),
+        ],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&sim, dir.path());
+    let report = sync_ok(&settings).await;
+    // The delayed answer is never counted by the simulator: the client gave up on it first.
+    let stats = sim.request_stats();
+    assert_eq!(stats.faults_injected, 10, "every other fault fired: {stats:#?}");
+    assert_eq!(report.rate_limited, 3);
+    assert_matches_truth(&sim, dir.path());
+    let events = |kind: &str| query_i64(dir.path(), &format!("SELECT count(*) FROM helpscout_log WHERE event_type = '{kind}'"));
+    assert_eq!(events("Rate Limited"), 3);
+    assert!(events("Error") >= 6, "failed attempts are logged");
+    assert!(events("Authentication") >= 2, "the expired token was replaced");
+    assert_eq!(
+        query_i64(dir.path(), "SELECT count(*) FROM helpscout_log WHERE event_type = 'Error' AND table_name = 'teams' AND error_message = 'request timed out'"),
+        1,
+        "the hung response timed out and was retried"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_failure_fails_its_table_only_and_keeps_its_bookmark() {
+    let sim = simulator(60, 9).await;
+    sim.set_faults(FaultPlan {
+        rules: vec![FaultRule {
+            path_prefix: Some("/v2/conversations".into()),
+            method: None,
+            after: 0,
+            count: 1_000,
+            kind: FaultKind::Status(500),
+        }],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&sim, dir.path());
+    let report = sync(&settings).await;
+    assert_eq!(report.status, RunStatus::Partial, "{report:#?}");
+    let failed: Vec<&str> = report.tables.iter().filter(|t| t.error.is_some()).map(|t| t.table.as_str()).collect();
+    assert_eq!(failed, ["conversations"]);
+    let error = report.tables.iter().find(|t| t.table == "conversations").unwrap().error.clone().unwrap();
+    assert!(error.contains("HTTP 500"), "{error}");
+    assert_eq!(
+        query_i64(dir.path(), "SELECT count(*) FROM _helpscout_state WHERE table_name IN ('conversations', 'conversation_threads')"),
+        0,
+        "no bookmark moved"
+    );
+    assert_eq!(
+        query_i64(dir.path(), "SELECT count(*) FROM helpscout_log WHERE event_type = 'Table Synced' AND status = 'Failed' AND table_name = 'conversations' AND retry_target IS NOT NULL"),
+        1
+    );
+    sim.set_faults(FaultPlan::default());
+    sync_ok(&settings).await;
+    assert_matches_truth(&sim, dir.path());
+    sim.stop().await;
+}
