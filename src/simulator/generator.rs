@@ -51,6 +51,7 @@ pub fn generate(p: &GenParams) -> State {
     created.sort_unstable();
     let mut cust_by_created: Vec<(Ts, i64)> = st.customers.values().map(|c| (c.created_at, c.id)).collect();
     cust_by_created.sort_unstable();
+    st.convs.reserve(created.len());
     st.ids.conversation = 2_100_000_000;
     st.ids.thread = 5_400_000_000;
     st.ids.attachment = 91_000_000;
@@ -384,6 +385,7 @@ fn gen_customers(rng: &mut ChaCha8Rng, st: &mut State, n: usize, account_start: 
         })
         .collect();
     created.sort_unstable();
+    st.customers.reserve(created.len());
     st.ids.customer = 250_000_000;
     st.ids.entry = 120_000_000;
     for t in created {
