@@ -285,6 +285,31 @@ async fn status_defaults_to_active() {
     );
     let bad = get(&sim, &tok, "/conversations?status=open-ish").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A search query on the hidden modified time.
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&query=(modifiedAt:[2030-01-01T00:00:00Z%20TO%20*])",
+    )
+    .await;
+    assert_eq!(r.body["page"]["totalElements"], 0);
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&query=(createdAt:[*%20TO%202030-01-01T00:00:00Z])",
+    )
+    .await;
+    assert_eq!(
+        r.body["page"]["totalElements"],
+        t.tables["conversations"].len()
+    );
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&query=(createdAt:[yesterday%20TO%20*])",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Mailbox filter.
     let mb = t.tables["mailboxes"][0]["id"].as_i64().unwrap();
     let r = get(
@@ -970,6 +995,12 @@ async fn ground_truth_matches_what_the_api_serves() {
         );
     }
     assert!(sim.ground_truth_table("nope").is_none());
+    for name in helpscout_etl::simulator::TABLES {
+        let mut rows = Vec::new();
+        assert!(sim.for_each_truth_row(name, |r| rows.push(r)));
+        assert_eq!(rows, t.tables[name], "{name}");
+    }
+    assert!(!sim.for_each_truth_row("nope", |_| ()));
     // The admin endpoint serves the same truth.
     let admin: GroundTruth = client()
         .get(format!("http://{}/_admin/truth", sim.addr()))

@@ -110,6 +110,8 @@ pub struct ConvQuery {
     assigned_to: Option<i64>,
     number: Option<i64>,
     modified_since: Option<Ts>,
+    /// `query` ranges: (field, from, to), both ends inclusive.
+    ranges: Vec<Range>,
     sort: SortKey,
     desc: bool,
 }
@@ -150,9 +152,71 @@ fn conv_query(ctx: &Ctx) -> Result<ConvQuery, Reply> {
         assigned_to: int_param(ctx, "assigned_to")?,
         number: int_param(ctx, "number")?,
         modified_since: date_param(ctx, "modifiedSince")?,
+        ranges: match ctx.param("query") {
+            None | Some("") => vec![],
+            Some(q) => parse_query(q)?,
+        },
         sort,
         desc: sort_order(ctx)?,
     })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeField {
+    Modified,
+    Created,
+    Closed,
+}
+
+/// A `query` date range: field, from, to (both ends inclusive, `None` = `*`).
+type Range = (RangeField, Option<Ts>, Option<Ts>);
+
+/// The date ranges of a search `query` such as `(modifiedAt:[2024-01-01T00:00:00Z TO *])`,
+/// terms joined by AND. Other terms are accepted and ignored.
+fn parse_query(q: &str) -> Result<Vec<Range>, Reply> {
+    let mut out = Vec::new();
+    let inner = q.trim().trim_start_matches('(').trim_end_matches(')');
+    for term in inner.split(" AND ") {
+        let term = term.trim().trim_start_matches('(').trim_end_matches(')');
+        let Some((field, range)) = term.split_once(':') else {
+            continue;
+        };
+        let field = match field.trim() {
+            "modifiedAt" => RangeField::Modified,
+            "createdAt" => RangeField::Created,
+            "closedAt" => RangeField::Closed,
+            _ => continue,
+        };
+        let range = range.trim();
+        let Some(body) = range.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
+            return Err(Reply::bad_param("query", "Malformed range", q));
+        };
+        let Some((a, b)) = body.split_once(" TO ") else {
+            return Err(Reply::bad_param("query", "Malformed range", q));
+        };
+        let bound = |s: &str| -> Result<Option<Ts>, Reply> {
+            match s.trim() {
+                "*" => Ok(None),
+                d => parse_api_date(d)
+                    .map(Some)
+                    .ok_or_else(|| Reply::bad_param("query", "Malformed date", q)),
+            }
+        };
+        out.push((field, bound(a)?, bound(b)?));
+    }
+    Ok(out)
+}
+
+fn in_range(c: &Conversation, r: &Range) -> bool {
+    let v = match r.0 {
+        RangeField::Modified => Some(c.modified),
+        RangeField::Created => Some(c.created_at),
+        RangeField::Closed => c.closed_at,
+    };
+    match v {
+        Some(v) => r.1.is_none_or(|a| v >= a) && r.2.is_none_or(|b| v <= b),
+        None => false,
+    }
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -168,8 +232,11 @@ pub fn select_conversations(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<i64>) {
-    let simple_filters =
-        q.folder.is_none() && q.tags.is_none() && q.assigned_to.is_none() && q.number.is_none();
+    let simple_filters = q.folder.is_none()
+        && q.tags.is_none()
+        && q.assigned_to.is_none()
+        && q.number.is_none()
+        && q.ranges.is_empty();
     let one_mailbox = match &q.mailboxes {
         None => Some(None),
         Some(v) if v.len() == 1 => Some(Some(v[0])),
@@ -208,6 +275,7 @@ pub fn select_conversations(
         for &(_, id) in bucket.created.since(None) {
             let c = &st.convs[&id];
             if q.modified_since.is_some_and(|s| c.modified < s)
+                || !q.ranges.iter().all(|r| in_range(c, r))
                 || q.folder.is_some_and(|f| c.folder_id != f)
                 || q.assigned_to
                     .is_some_and(|u| c.assignee.as_ref().map(|a| a.id) != Some(u))
@@ -625,4 +693,20 @@ pub fn happiness_ratings(st: &State, ctx: &Ctx) -> Reply {
         ))
     })();
     r.unwrap_or_else(|e| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_query_ranges() {
+        let r = parse_query("(modifiedAt:[2024-01-01T00:00:00Z TO *])").unwrap();
+        assert_eq!(r, vec![(RangeField::Modified, Some(1_704_067_200), None)]);
+        let r = parse_query("(createdAt:[* TO 2024-01-01T00:00:00Z] AND status:active)").unwrap();
+        assert_eq!(r, vec![(RangeField::Created, None, Some(1_704_067_200))]);
+        assert!(parse_query("(modifiedAt:[2024-01-01 TO *])").is_err());
+        assert!(parse_query("(modifiedAt:2024)").is_err());
+        assert!(parse_query("(subject:hello)").unwrap().is_empty());
+    }
 }

@@ -329,6 +329,18 @@ impl Simulator {
         truth::table(&lock(&self.inner.state), table)
     }
 
+    /// Streams one table of the ground truth, row by row in primary-key order, without
+    /// materialising the whole table (the large tables are built one row at a time). The
+    /// account is locked while it runs: `f` must not call the simulator. False for an unknown
+    /// table name.
+    pub fn for_each_truth_row(
+        &self,
+        table: &str,
+        mut f: impl FnMut(serde_json::Map<String, serde_json::Value>),
+    ) -> bool {
+        truth::for_each_row(&lock(&self.inner.state), table, &mut f)
+    }
+
     /// Removed conversations (deleted or merged away) and why.
     pub fn removed_conversations(&self) -> BTreeMap<i64, Removal> {
         self.inner.removed()

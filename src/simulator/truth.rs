@@ -199,6 +199,38 @@ fn sorted_mailboxes(st: &State) -> Vec<&Mailbox> {
     v
 }
 
+/// Calls `f` with each row of a table in primary-key order, building one row at a time for
+/// the large tables (constant memory). False for an unknown table name.
+pub fn for_each_row(st: &State, name: &str, f: &mut dyn FnMut(Row)) -> bool {
+    match name {
+        "conversations" => sorted_convs(st)
+            .into_iter()
+            .for_each(|c| f(conversation_row(st, c))),
+        "conversation_threads" => {
+            let mut ids: Vec<(i64, i64, usize)> = Vec::new();
+            for c in st.convs.values() {
+                for (i, t) in c.threads.iter().enumerate() {
+                    ids.push((t.id, c.id, i));
+                }
+            }
+            ids.sort_unstable();
+            for (_, cid, i) in ids {
+                f(thread_row(st, cid, &st.convs[&cid].threads[i]));
+            }
+        }
+        "customers" => {
+            let mut ids: Vec<i64> = st.customers.keys().copied().collect();
+            ids.sort_unstable();
+            ids.iter().for_each(|id| f(customer_row(&st.customers[id])));
+        }
+        other => match table(st, other) {
+            Some(rows) => rows.into_iter().for_each(f),
+            None => return false,
+        },
+    }
+    true
+}
+
 /// One table's rows, ordered by primary key (`None` for an unknown table name).
 pub fn table(st: &State, name: &str) -> Option<Vec<Row>> {
     let rows = match name {
