@@ -5,14 +5,19 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use helpscout_etl::simulator::{
-    FaultKind, FaultPlan, FaultRule, GroundTruth, MutationPlan, Plan, Removal, RequestStats, SimConfig, Simulator,
+    FaultKind, FaultPlan, FaultRule, GroundTruth, MutationPlan, Plan, Removal, RequestStats,
+    SimConfig, Simulator,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 fn cfg(conversations: usize) -> SimConfig {
-    SimConfig { seed: 11, conversations, ..SimConfig::default() }
+    SimConfig {
+        seed: 11,
+        conversations,
+        ..SimConfig::default()
+    }
 }
 
 async fn start(c: SimConfig) -> Simulator {
@@ -26,7 +31,11 @@ fn client() -> reqwest::Client {
 async fn token(sim: &Simulator) -> String {
     let r = client()
         .post(sim.token_url())
-        .form(&[("grant_type", "client_credentials"), ("client_id", "demo-client-id"), ("client_secret", "demo-client-secret")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client-id"),
+            ("client_secret", "demo-client-secret"),
+        ])
         .send()
         .await
         .unwrap();
@@ -43,18 +52,21 @@ struct Resp {
 
 /// GET a path (relative to the base URL) or an absolute href.
 async fn get(sim: &Simulator, tok: &str, path: &str) -> Resp {
-    let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", sim.base_url()) };
-    let r = client()
-        .get(url)
-        .bearer_auth(tok)
-        .send()
-        .await
-        .unwrap();
+    let url = if path.starts_with("http") {
+        path.to_string()
+    } else {
+        format!("{}{path}", sim.base_url())
+    };
+    let r = client().get(url).bearer_auth(tok).send().await.unwrap();
     let status = r.status();
     let headers = r.headers().clone();
     let bytes = r.bytes().await.unwrap();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Follows `next` links from `path`, returning every embedded object.
@@ -80,35 +92,94 @@ fn ids(items: &[Value]) -> Vec<i64> {
 }
 
 fn truth_ids(t: &GroundTruth, table: &str) -> BTreeSet<i64> {
-    t.tables[table].iter().map(|r| r["id"].as_i64().unwrap()).collect()
+    t.tables[table]
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
 async fn conversations_page_by_25_and_links_keep_parameters() {
     let sim = start(cfg(60)).await;
     let tok = token(&sim).await;
-    let r = get(&sim, &tok, "/conversations?status=all&sortField=createdAt&sortOrder=asc").await;
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&sortField=createdAt&sortOrder=asc",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("application/hal+json"));
-    assert_eq!(r.body["page"], json!({"size": 25, "totalElements": 60, "totalPages": 3, "number": 1}));
-    assert_eq!(r.body["_embedded"]["conversations"].as_array().unwrap().len(), 25);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/hal+json")
+    );
+    assert_eq!(
+        r.body["page"],
+        json!({"size": 25, "totalElements": 60, "totalPages": 3, "number": 1})
+    );
+    assert_eq!(
+        r.body["_embedded"]["conversations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        25
+    );
     let next = r.body["_links"]["next"]["href"].as_str().unwrap();
     let base = sim.base_url();
-    assert_eq!(next, format!("{base}/conversations?status=all&sortField=createdAt&sortOrder=asc&page=2"));
-    assert_eq!(r.body["_links"]["first"]["href"], format!("{base}/conversations?status=all&sortField=createdAt&sortOrder=asc&page=1"));
-    assert_eq!(r.body["_links"]["last"]["href"], format!("{base}/conversations?status=all&sortField=createdAt&sortOrder=asc&page=3"));
+    assert_eq!(
+        next,
+        format!("{base}/conversations?status=all&sortField=createdAt&sortOrder=asc&page=2")
+    );
+    assert_eq!(
+        r.body["_links"]["first"]["href"],
+        format!("{base}/conversations?status=all&sortField=createdAt&sortOrder=asc&page=1")
+    );
+    assert_eq!(
+        r.body["_links"]["last"]["href"],
+        format!("{base}/conversations?status=all&sortField=createdAt&sortOrder=asc&page=3")
+    );
     assert_eq!(r.body["_links"]["page"]["templated"], true);
     assert!(r.body["_links"].get("previous").is_none());
 
-    let last = get(&sim, &tok, "/conversations?status=all&sortField=createdAt&sortOrder=asc&page=3").await;
-    assert_eq!(last.body["_embedded"]["conversations"].as_array().unwrap().len(), 10);
+    let last = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&sortField=createdAt&sortOrder=asc&page=3",
+    )
+    .await;
+    assert_eq!(
+        last.body["_embedded"]["conversations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
     assert!(last.body["_links"].get("next").is_none());
-    assert!(last.body["_links"]["previous"]["href"].as_str().unwrap().ends_with("page=2"));
+    assert!(
+        last.body["_links"]["previous"]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with("page=2")
+    );
 
-    let all = walk(&sim, &tok, "/conversations?status=all&sortField=createdAt&sortOrder=asc", "conversations").await;
+    let all = walk(
+        &sim,
+        &tok,
+        "/conversations?status=all&sortField=createdAt&sortOrder=asc",
+        "conversations",
+    )
+    .await;
     let got: Vec<i64> = ids(&all);
-    assert_eq!(got.iter().copied().collect::<BTreeSet<_>>(), truth_ids(&sim.ground_truth(), "conversations"));
-    let created: Vec<&str> = all.iter().map(|c| c["createdAt"].as_str().unwrap()).collect();
+    assert_eq!(
+        got.iter().copied().collect::<BTreeSet<_>>(),
+        truth_ids(&sim.ground_truth(), "conversations")
+    );
+    let created: Vec<&str> = all
+        .iter()
+        .map(|c| c["createdAt"].as_str().unwrap())
+        .collect();
     assert!(created.windows(2).all(|w| w[0] <= w[1]), "createdAt asc");
     // Default order: createdAt desc.
     let d = walk(&sim, &tok, "/conversations?status=all", "conversations").await;
@@ -119,20 +190,46 @@ async fn conversations_page_by_25_and_links_keep_parameters() {
 
 #[tokio::test]
 async fn other_lists_page_by_50_and_empty_or_past_pages() {
-    let sim = start(SimConfig { customers: Some(120), ..cfg(40) }).await;
+    let sim = start(SimConfig {
+        customers: Some(120),
+        ..cfg(40)
+    })
+    .await;
     let tok = token(&sim).await;
     let r = get(&sim, &tok, "/customers?sortField=modifiedAt&sortOrder=asc").await;
-    assert_eq!(r.body["page"], json!({"size": 50, "totalElements": 120, "totalPages": 3, "number": 1}));
-    let all = walk(&sim, &tok, "/customers?sortField=modifiedAt&sortOrder=asc", "customers").await;
+    assert_eq!(
+        r.body["page"],
+        json!({"size": 50, "totalElements": 120, "totalPages": 3, "number": 1})
+    );
+    let all = walk(
+        &sim,
+        &tok,
+        "/customers?sortField=modifiedAt&sortOrder=asc",
+        "customers",
+    )
+    .await;
     assert_eq!(all.len(), 120);
-    let upd: Vec<&str> = all.iter().map(|c| c["updatedAt"].as_str().unwrap()).collect();
+    let upd: Vec<&str> = all
+        .iter()
+        .map(|c| c["updatedAt"].as_str().unwrap())
+        .collect();
     assert!(upd.windows(2).all(|w| w[0] <= w[1]));
-    assert!(all.iter().all(|c| c["_embedded"]["emails"].is_array() && c["_embedded"]["social_profiles"].is_array()));
+    assert!(all.iter().all(
+        |c| c["_embedded"]["emails"].is_array() && c["_embedded"]["social_profiles"].is_array()
+    ));
     assert!(all.iter().any(|c| c["_embedded"].get("address").is_none()));
-    assert!(all.iter().any(|c| c["_embedded"]["address"]["postalCode"].is_string()));
+    assert!(
+        all.iter()
+            .any(|c| c["_embedded"]["address"]["postalCode"].is_string())
+    );
 
     // An empty result omits _embedded and reports page 0.
-    let e = get(&sim, &tok, "/conversations?status=all&modifiedSince=2030-01-01T00:00:00Z").await;
+    let e = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&modifiedSince=2030-01-01T00:00:00Z",
+    )
+    .await;
     assert_eq!(e.status, StatusCode::OK);
     assert!(e.body.get("_embedded").is_none());
     assert_eq!(e.body["page"]["number"], 0);
@@ -144,11 +241,20 @@ async fn other_lists_page_by_50_and_empty_or_past_pages() {
     assert!(p.body.get("_embedded").is_none());
     assert!(p.body["_links"].get("next").is_none());
 
-    for (path, key) in [("/mailboxes", "mailboxes"), ("/users", "users"), ("/teams", "teams"), ("/workflows", "workflows"), ("/tags", "tags")] {
+    for (path, key) in [
+        ("/mailboxes", "mailboxes"),
+        ("/users", "users"),
+        ("/teams", "teams"),
+        ("/workflows", "workflows"),
+        ("/tags", "tags"),
+    ] {
         let r = get(&sim, &tok, path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert_eq!(r.body["page"]["size"], 50, "{path}");
-        assert!(!r.body["_embedded"][key].as_array().unwrap().is_empty(), "{path}");
+        assert!(
+            !r.body["_embedded"][key].as_array().unwrap().is_empty(),
+            "{path}"
+        );
     }
     sim.stop().await;
 }
@@ -158,7 +264,12 @@ async fn status_defaults_to_active() {
     let sim = start(cfg(80)).await;
     let tok = token(&sim).await;
     let t = sim.ground_truth();
-    let count = |s: &str| t.tables["conversations"].iter().filter(|r| r["status"] == s).count();
+    let count = |s: &str| {
+        t.tables["conversations"]
+            .iter()
+            .filter(|r| r["status"] == s)
+            .count()
+    };
     let active = get(&sim, &tok, "/conversations").await;
     assert_eq!(active.body["page"]["totalElements"], count("active"));
     let all = walk(&sim, &tok, "/conversations", "conversations").await;
@@ -168,13 +279,52 @@ async fn status_defaults_to_active() {
         assert_eq!(r.body["page"]["totalElements"], count(s), "{s}");
     }
     let r = get(&sim, &tok, "/conversations?status=all").await;
-    assert_eq!(r.body["page"]["totalElements"], t.tables["conversations"].len());
+    assert_eq!(
+        r.body["page"]["totalElements"],
+        t.tables["conversations"].len()
+    );
     let bad = get(&sim, &tok, "/conversations?status=open-ish").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A search query on the hidden modified time.
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&query=(modifiedAt:[2030-01-01T00:00:00Z%20TO%20*])",
+    )
+    .await;
+    assert_eq!(r.body["page"]["totalElements"], 0);
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&query=(createdAt:[*%20TO%202030-01-01T00:00:00Z])",
+    )
+    .await;
+    assert_eq!(
+        r.body["page"]["totalElements"],
+        t.tables["conversations"].len()
+    );
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&query=(createdAt:[yesterday%20TO%20*])",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Mailbox filter.
     let mb = t.tables["mailboxes"][0]["id"].as_i64().unwrap();
-    let r = get(&sim, &tok, &format!("/conversations?status=all&mailbox={mb}")).await;
-    assert_eq!(r.body["page"]["totalElements"], t.tables["conversations"].iter().filter(|c| c["mailbox_id"] == mb).count());
+    let r = get(
+        &sim,
+        &tok,
+        &format!("/conversations?status=all&mailbox={mb}"),
+    )
+    .await;
+    assert_eq!(
+        r.body["page"]["totalElements"],
+        t.tables["conversations"]
+            .iter()
+            .filter(|c| c["mailbox_id"] == mb)
+            .count()
+    );
     sim.stop().await;
 }
 
@@ -182,8 +332,18 @@ async fn status_defaults_to_active() {
 async fn malformed_dates_are_400_vnd_error() {
     let sim = start(cfg(20)).await;
     let tok = token(&sim).await;
-    for bad in ["2024-01-01", "2024-01-01T00:00:00", "2024-01-01T00:00:00.000Z", "yesterday"] {
-        let r = get(&sim, &tok, &format!("/conversations?status=all&modifiedSince={bad}")).await;
+    for bad in [
+        "2024-01-01",
+        "2024-01-01T00:00:00",
+        "2024-01-01T00:00:00.000Z",
+        "yesterday",
+    ] {
+        let r = get(
+            &sim,
+            &tok,
+            &format!("/conversations?status=all&modifiedSince={bad}"),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(r.headers["content-type"], "application/vnd.error+json");
         let e = &r.body["_embedded"]["errors"][0];
@@ -192,7 +352,12 @@ async fn malformed_dates_are_400_vnd_error() {
         assert_eq!(e["rejectedValue"], bad);
         assert!(r.body["logRef"].is_string());
     }
-    let r = get(&sim, &tok, "/reports/happiness/ratings?start=2024-01-01&end=2026-01-01T00:00:00Z").await;
+    let r = get(
+        &sim,
+        &tok,
+        "/reports/happiness/ratings?start=2024-01-01&end=2026-01-01T00:00:00Z",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["_embedded"]["errors"][0]["path"], "start");
     let r = get(&sim, &tok, "/customers?modifiedSince=2024-01-01+00:00:00").await;
@@ -204,7 +369,13 @@ async fn malformed_dates_are_400_vnd_error() {
 async fn embedded_threads_are_truncated_for_chats() {
     let sim = start(cfg(150)).await;
     let tok = token(&sim).await;
-    let all = walk(&sim, &tok, "/conversations?status=all&embed=threads", "conversations").await;
+    let all = walk(
+        &sim,
+        &tok,
+        "/conversations?status=all&embed=threads",
+        "conversations",
+    )
+    .await;
     let mut chats_truncated = 0;
     for c in &all {
         let n = c["threads"].as_u64().unwrap() as usize;
@@ -217,34 +388,71 @@ async fn embedded_threads_are_truncated_for_chats() {
         } else {
             assert_eq!(emb.len(), n);
         }
-        let created: Vec<&str> = emb.iter().map(|t| t["createdAt"].as_str().unwrap()).collect();
+        let created: Vec<&str> = emb
+            .iter()
+            .map(|t| t["createdAt"].as_str().unwrap())
+            .collect();
         assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first");
         assert!(c.get("modifiedAt").is_none());
         let web = c["_links"]["web"]["href"].as_str().unwrap();
-        assert_eq!(web, format!("https://secure.helpscout.net/conversation/{}/{}", c["id"], c["number"]));
+        assert_eq!(
+            web,
+            format!(
+                "https://secure.helpscout.net/conversation/{}/{}",
+                c["id"], c["number"]
+            )
+        );
     }
     assert!(chats_truncated > 0);
     // /threads gives them all, newest first, 50 a page.
-    let chat = all.iter().find(|c| c["type"] == "chat" && c["threads"].as_u64().unwrap() > 3).unwrap();
-    let r = get(&sim, &tok, &format!("/conversations/{}/threads", chat["id"])).await;
+    let chat = all
+        .iter()
+        .find(|c| c["type"] == "chat" && c["threads"].as_u64().unwrap() > 3)
+        .unwrap();
+    let r = get(
+        &sim,
+        &tok,
+        &format!("/conversations/{}/threads", chat["id"]),
+    )
+    .await;
     assert_eq!(r.body["page"]["size"], 50);
-    assert_eq!(r.body["_embedded"]["threads"].as_array().unwrap().len() as u64, chat["threads"].as_u64().unwrap());
+    assert_eq!(
+        r.body["_embedded"]["threads"].as_array().unwrap().len() as u64,
+        chat["threads"].as_u64().unwrap()
+    );
     // Fields are omitted where the API omits them.
     assert!(all.iter().any(|c| c.get("assignee").is_none()));
-    assert!(all.iter().any(|c| c.get("closedAt").is_none() && c.get("closedBy").is_none()));
-    assert!(all.iter().any(|c| c["closedBy"].is_i64() && c["closedAt"].is_string()));
+    assert!(
+        all.iter()
+            .any(|c| c.get("closedAt").is_none() && c.get("closedBy").is_none())
+    );
+    assert!(
+        all.iter()
+            .any(|c| c["closedBy"].is_i64() && c["closedAt"].is_string())
+    );
     sim.stop().await;
 }
 
 #[tokio::test]
 async fn oauth_grants_rotation_and_expiry() {
-    let sim = start(SimConfig { token_ttl_secs: 3600, ..cfg(10) }).await;
+    let sim = start(SimConfig {
+        token_ttl_secs: 3600,
+        ..cfg(10)
+    })
+    .await;
     let c = client();
     // No token, a bad token: 401 with a JSON body.
-    let r = c.get(format!("{}/mailboxes", sim.base_url())).send().await.unwrap();
+    let r = c
+        .get(format!("{}/mailboxes", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let _: Value = r.json().await.unwrap();
-    assert_eq!(get(&sim, "nope", "/mailboxes").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&sim, "nope", "/mailboxes").await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Client credentials by JSON body and by query string: no refresh token.
     let r = c
@@ -267,12 +475,19 @@ async fn oauth_grants_rotation_and_expiry() {
     // Wrong secret.
     let r = c
         .post(sim.token_url())
-        .form(&[("grant_type", "client_credentials"), ("client_id", "demo-client-id"), ("client_secret", "wrong")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client-id"),
+            ("client_secret", "wrong"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "invalid_client"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_client"})
+    );
 
     // Refresh tokens rotate; the old one dies.
     let refresh = |rt: String| {
@@ -280,7 +495,12 @@ async fn oauth_grants_rotation_and_expiry() {
         let url = sim.token_url();
         async move {
             c.post(url)
-                .form(&[("grant_type", "refresh_token"), ("client_id", "demo-client-id"), ("client_secret", "demo-client-secret"), ("refresh_token", rt.as_str())])
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "demo-client-id"),
+                    ("client_secret", "demo-client-secret"),
+                    ("refresh_token", rt.as_str()),
+                ])
                 .send()
                 .await
                 .unwrap()
@@ -294,19 +514,28 @@ async fn oauth_grants_rotation_and_expiry() {
     assert_ne!(rt1, "demo-refresh-token");
     let r = refresh("demo-refresh-token".into()).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "invalid_request", "error_description": "Invalid refresh_token"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_request", "error_description": "Invalid refresh_token"})
+    );
     assert_eq!(refresh(rt1.clone()).await.status(), StatusCode::OK);
     assert_eq!(refresh(rt1).await.status(), StatusCode::BAD_REQUEST);
 
     // Expiry on the simulated clock.
     assert_eq!(get(&sim, &at, "/users").await.status, StatusCode::OK);
     sim.advance_clock(chrono::Duration::seconds(3601));
-    assert_eq!(get(&sim, &at, "/users").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&sim, &at, "/users").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // expire_tokens kills every token issued so far.
     let t2 = token(&sim).await;
     assert_eq!(get(&sim, &t2, "/users").await.status, StatusCode::OK);
     sim.expire_tokens();
-    assert_eq!(get(&sim, &t2, "/users").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&sim, &t2, "/users").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let t3 = token(&sim).await;
     assert_eq!(get(&sim, &t3, "/users").await.status, StatusCode::OK);
     sim.stop().await;
@@ -318,7 +547,12 @@ fn header_u64(h: &HeaderMap, k: &str) -> u64 {
 
 #[tokio::test]
 async fn rate_limit_window_headers_and_writes_weigh_two() {
-    let sim = start(SimConfig { rate_limit_per_minute: 6, rate_window: Duration::from_secs(30), ..cfg(10) }).await;
+    let sim = start(SimConfig {
+        rate_limit_per_minute: 6,
+        rate_window: Duration::from_secs(30),
+        ..cfg(10)
+    })
+    .await;
     let tok = token(&sim).await;
     let mut remaining = Vec::new();
     for _ in 0..4 {
@@ -332,7 +566,9 @@ async fn rate_limit_window_headers_and_writes_weigh_two() {
     let r = client()
         .post(format!("{}/customers", sim.base_url()))
         .bearer_auth(&tok)
-        .json(&json!({"firstName": "Ada", "emails": [{"type": "work", "value": "ada@example.org"}]}))
+        .json(
+            &json!({"firstName": "Ada", "emails": [{"type": "work", "value": "ada@example.org"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -362,7 +598,15 @@ async fn happiness_report_pages_and_plans() {
     let sim = start(cfg(900)).await;
     let tok = token(&sim).await;
     let t = sim.ground_truth();
-    let want: BTreeSet<(i64, i64)> = t.tables["happiness_ratings_report"].iter().map(|r| (r["conversation_id"].as_i64().unwrap(), r["thread_id"].as_i64().unwrap())).collect();
+    let want: BTreeSet<(i64, i64)> = t.tables["happiness_ratings_report"]
+        .iter()
+        .map(|r| {
+            (
+                r["conversation_id"].as_i64().unwrap(),
+                r["thread_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     assert!(want.len() > 50, "{}", want.len());
     let mut got = BTreeSet::new();
     let mut page = 1;
@@ -370,11 +614,29 @@ async fn happiness_report_pages_and_plans() {
         let r = get(&sim, &tok, &format!("/reports/happiness/ratings?start=2020-01-01T00:00:00Z&end=2030-01-01T00:00:00Z&page={page}")).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["count"].as_u64().unwrap() as usize, want.len());
-        assert_eq!(r.body["pages"].as_u64().unwrap() as usize, want.len().div_ceil(50));
+        assert_eq!(
+            r.body["pages"].as_u64().unwrap() as usize,
+            want.len().div_ceil(50)
+        );
         assert_eq!(r.body["facets"], json!({}));
         for x in r.body["results"].as_array().unwrap() {
             let keys: BTreeSet<&str> = x.as_object().unwrap().keys().map(String::as_str).collect();
-            let expect: BTreeSet<&str> = ["number", "id", "type", "threadid", "threadCreatedAt", "ratingId", "ratingCustomerId", "ratingCustomerName", "ratingComments", "ratingCreatedAt", "ratingUserId", "ratingUserName"].into_iter().collect();
+            let expect: BTreeSet<&str> = [
+                "number",
+                "id",
+                "type",
+                "threadid",
+                "threadCreatedAt",
+                "ratingId",
+                "ratingCustomerId",
+                "ratingCustomerName",
+                "ratingComments",
+                "ratingCreatedAt",
+                "ratingUserId",
+                "ratingUserName",
+            ]
+            .into_iter()
+            .collect();
             assert_eq!(keys, expect);
             assert!((1..=3).contains(&x["ratingId"].as_i64().unwrap()));
             got.insert((x["id"].as_i64().unwrap(), x["threadid"].as_i64().unwrap()));
@@ -386,17 +648,43 @@ async fn happiness_report_pages_and_plans() {
     }
     assert_eq!(got, want);
     // The interval is [start, end).
-    let first = t.tables["happiness_ratings_report"].iter().map(|r| r["rating_created_at"].as_str().unwrap().to_string()).min().unwrap();
-    let r = get(&sim, &tok, &format!("/reports/happiness/ratings?start=2020-01-01T00:00:00Z&end={first}")).await;
+    let first = t.tables["happiness_ratings_report"]
+        .iter()
+        .map(|r| r["rating_created_at"].as_str().unwrap().to_string())
+        .min()
+        .unwrap();
+    let r = get(
+        &sim,
+        &tok,
+        &format!("/reports/happiness/ratings?start=2020-01-01T00:00:00Z&end={first}"),
+    )
+    .await;
     assert_eq!(r.body["count"], 0);
-    let r = get(&sim, &tok, &format!("/reports/happiness/ratings?start={first}&end=2030-01-01T00:00:00Z&rating=great")).await;
-    let greats = t.tables["happiness_ratings_report"].iter().filter(|r| r["rating"] == "great").count();
+    let r = get(
+        &sim,
+        &tok,
+        &format!("/reports/happiness/ratings?start={first}&end=2030-01-01T00:00:00Z&rating=great"),
+    )
+    .await;
+    let greats = t.tables["happiness_ratings_report"]
+        .iter()
+        .filter(|r| r["rating"] == "great")
+        .count();
     assert_eq!(r.body["count"].as_u64().unwrap() as usize, greats);
     sim.stop().await;
 
-    let std_plan = start(SimConfig { plan: Plan::Standard, ..cfg(10) }).await;
+    let std_plan = start(SimConfig {
+        plan: Plan::Standard,
+        ..cfg(10)
+    })
+    .await;
     let tok = token(&std_plan).await;
-    let r = get(&std_plan, &tok, "/reports/happiness/ratings?start=2020-01-01T00:00:00Z&end=2030-01-01T00:00:00Z").await;
+    let r = get(
+        &std_plan,
+        &tok,
+        "/reports/happiness/ratings?start=2020-01-01T00:00:00Z&end=2030-01-01T00:00:00Z",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     std_plan.stop().await;
 }
@@ -405,30 +693,72 @@ async fn happiness_report_pages_and_plans() {
 async fn merged_redirects_then_404_and_deleted_404() {
     let sim = start(cfg(60)).await;
     let tok = token(&sim).await;
-    let rep = sim.mutate(&MutationPlan { merges: 2, deletions: 2, seed: 5, ..Default::default() });
+    let rep = sim.mutate(&MutationPlan {
+        merges: 2,
+        deletions: 2,
+        seed: 5,
+        ..Default::default()
+    });
     assert!(!rep.merged.is_empty());
     let t = sim.ground_truth();
     let c = client();
     let m = &rep.merged[0];
-    assert_eq!(t.removed_conversations[&m.source], Removal::MergedInto(m.target));
-    let no_redirect = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = no_redirect.get(format!("{}/conversations/{}", sim.base_url(), m.source)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(
+        t.removed_conversations[&m.source],
+        Removal::MergedInto(m.target)
+    );
+    let no_redirect = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .get(format!("{}/conversations/{}", sim.base_url(), m.source))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
-    assert_eq!(r.headers()["location"], format!("{}/conversations/{}", sim.base_url(), m.target));
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}/conversations/{}", sim.base_url(), m.target)
+    );
     // Followed, the redirect lands on the target, which now holds the source's threads.
-    let r = c.get(format!("{}/conversations/{}?embed=threads", sim.base_url(), m.source)).bearer_auth(&tok).send().await.unwrap();
+    let r = c
+        .get(format!(
+            "{}/conversations/{}?embed=threads",
+            sim.base_url(),
+            m.source
+        ))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let target: Value = r.json().await.unwrap();
     assert_eq!(target["id"], m.target);
-    let truth_threads = t.tables["conversation_threads"].iter().filter(|r| r["conversation_id"] == m.target).count();
+    let truth_threads = t.tables["conversation_threads"]
+        .iter()
+        .filter(|r| r["conversation_id"] == m.target)
+        .count();
     assert_eq!(target["threads"].as_u64().unwrap() as usize, truth_threads);
     for d in &rep.deleted {
         assert_eq!(t.removed_conversations[d], Removal::Deleted);
-        assert_eq!(get(&sim, &tok, &format!("/conversations/{d}")).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            get(&sim, &tok, &format!("/conversations/{d}")).await.status,
+            StatusCode::NOT_FOUND
+        );
     }
     // Removed conversations vanish from lists and from the truth.
-    let listed: HashSet<i64> = ids(&walk(&sim, &tok, "/conversations?status=all", "conversations").await).into_iter().collect();
-    for id in rep.deleted.iter().chain(rep.merged.iter().map(|m| &m.source)) {
+    let listed: HashSet<i64> =
+        ids(&walk(&sim, &tok, "/conversations?status=all", "conversations").await)
+            .into_iter()
+            .collect();
+    for id in rep
+        .deleted
+        .iter()
+        .chain(rep.merged.iter().map(|m| &m.source))
+    {
         assert!(!listed.contains(id));
         assert!(!truth_ids(&t, "conversations").contains(id));
     }
@@ -436,7 +766,12 @@ async fn merged_redirects_then_404_and_deleted_404() {
     // 60 simulated days later the merged one is a 404.
     sim.advance_clock(chrono::Duration::days(61));
     let tok = token(&sim).await;
-    let r = no_redirect.get(format!("{}/conversations/{}", sim.base_url(), m.source)).bearer_auth(&tok).send().await.unwrap();
+    let r = no_redirect
+        .get(format!("{}/conversations/{}", sim.base_url(), m.source))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     sim.stop().await;
 }
@@ -448,12 +783,40 @@ async fn mutations_show_through_modified_since() {
     let before: Vec<Value> = walk(&sim, &tok, "/conversations?status=all", "conversations").await;
     sim.advance_clock(chrono::Duration::hours(1));
     let mark = sim.now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let rep = sim.mutate(&MutationPlan { seed: 3, workflow_changes: 6, replies: 4, new_conversations: 3, customer_edits: 4, ..Default::default() });
-    let changed: BTreeSet<i64> = rep.workflow_changed.iter().chain(&rep.replied_conversations).chain(&rep.new_conversations).copied().collect();
-    let got: BTreeSet<i64> = ids(&walk(&sim, &tok, &format!("/conversations?status=all&sortField=modifiedAt&sortOrder=asc&modifiedSince={mark}"), "conversations").await).into_iter().collect();
+    let rep = sim.mutate(&MutationPlan {
+        seed: 3,
+        workflow_changes: 6,
+        replies: 4,
+        new_conversations: 3,
+        customer_edits: 4,
+        ..Default::default()
+    });
+    let changed: BTreeSet<i64> = rep
+        .workflow_changed
+        .iter()
+        .chain(&rep.replied_conversations)
+        .chain(&rep.new_conversations)
+        .copied()
+        .collect();
+    let got: BTreeSet<i64> = ids(&walk(
+        &sim,
+        &tok,
+        &format!(
+            "/conversations?status=all&sortField=modifiedAt&sortOrder=asc&modifiedSince={mark}"
+        ),
+        "conversations",
+    )
+    .await)
+    .into_iter()
+    .collect();
     assert_eq!(got, changed);
     // A workflow change moves neither userUpdatedAt nor customerWaitingSince.
-    let only_wf: Vec<i64> = rep.workflow_changed.iter().filter(|id| !rep.replied_conversations.contains(id)).copied().collect();
+    let only_wf: Vec<i64> = rep
+        .workflow_changed
+        .iter()
+        .filter(|id| !rep.replied_conversations.contains(id))
+        .copied()
+        .collect();
     assert!(!only_wf.is_empty());
     for id in only_wf {
         let old = before.iter().find(|c| c["id"] == id).unwrap();
@@ -462,16 +825,38 @@ async fn mutations_show_through_modified_since() {
         assert_eq!(old["customerWaitingSince"], new["customerWaitingSince"]);
     }
     // Customer edits show through the customers' modifiedSince.
-    let cust: BTreeSet<i64> = ids(&walk(&sim, &tok, &format!("/customers?sortField=modifiedAt&sortOrder=asc&modifiedSince={mark}"), "customers").await).into_iter().collect();
+    let cust: BTreeSet<i64> = ids(&walk(
+        &sim,
+        &tok,
+        &format!("/customers?sortField=modifiedAt&sortOrder=asc&modifiedSince={mark}"),
+        "customers",
+    )
+    .await)
+    .into_iter()
+    .collect();
     for id in &rep.edited_customers {
         assert!(cust.contains(id));
     }
     // Small lists change too.
-    let rep = sim.mutate(&MutationPlan { seed: 4, user_edits: 1, folder_changes: 1, workflow_edits: 1, mailbox_edits: 1, team_member_changes: 1, ..Default::default() });
+    let rep = sim.mutate(&MutationPlan {
+        seed: 4,
+        user_edits: 1,
+        folder_changes: 1,
+        workflow_edits: 1,
+        mailbox_edits: 1,
+        team_member_changes: 1,
+        ..Default::default()
+    });
     let t = sim.ground_truth();
-    let u = t.tables["users"].iter().find(|r| r["id"] == rep.edited_users[0]).unwrap();
+    let u = t.tables["users"]
+        .iter()
+        .find(|r| r["id"] == rep.edited_users[0])
+        .unwrap();
     assert!(u["updated_at"].as_str().unwrap() >= mark.as_str());
-    let f = t.tables["mailbox_folders"].iter().find(|r| r["id"] == rep.changed_folders[0]).unwrap();
+    let f = t.tables["mailbox_folders"]
+        .iter()
+        .find(|r| r["id"] == rep.changed_folders[0])
+        .unwrap();
     assert!(f["updated_at"].as_str().unwrap() >= mark.as_str());
     assert_eq!(rep.team_member_changes.len(), 1);
     sim.stop().await;
@@ -482,10 +867,19 @@ async fn ground_truth_matches_what_the_api_serves() {
     let sim = start(cfg(60)).await;
     let tok = token(&sim).await;
     let t = sim.ground_truth();
-    let convs = walk(&sim, &tok, "/conversations?status=all&embed=threads", "conversations").await;
+    let convs = walk(
+        &sim,
+        &tok,
+        "/conversations?status=all&embed=threads",
+        "conversations",
+    )
+    .await;
     assert_eq!(convs.len(), t.tables["conversations"].len());
     for c in &convs {
-        let row = t.tables["conversations"].iter().find(|r| r["id"] == c["id"]).unwrap();
+        let row = t.tables["conversations"]
+            .iter()
+            .find(|r| r["id"] == c["id"])
+            .unwrap();
         assert_eq!(row["number"], c["number"]);
         assert_eq!(row["subject"], c["subject"]);
         assert_eq!(row["status"], c["status"]);
@@ -494,50 +888,128 @@ async fn ground_truth_matches_what_the_api_serves() {
         assert_eq!(row["user_updated_at"], c["userUpdatedAt"]);
         assert_eq!(row["preview"], c["preview"]);
         assert_eq!(row["primary_customer"]["id"], c["primaryCustomer"]["id"]);
-        assert_eq!(row["customer_waiting_since"]["time"], c["customerWaitingSince"]["time"]);
-        assert_eq!(row["closed_by"], c.get("closedBy").cloned().unwrap_or(Value::Null));
+        assert_eq!(
+            row["customer_waiting_since"]["time"],
+            c["customerWaitingSince"]["time"]
+        );
+        assert_eq!(
+            row["closed_by"],
+            c.get("closedBy").cloned().unwrap_or(Value::Null)
+        );
         let wait = c["customerWaitingSince"]["time"].as_str().unwrap_or("");
         let user = c["userUpdatedAt"].as_str().unwrap();
         assert_eq!(row["updated_at"], json!(user.max(wait)));
     }
-    let threads: usize = convs.iter().map(|c| c["threads"].as_u64().unwrap() as usize).sum();
+    let threads: usize = convs
+        .iter()
+        .map(|c| c["threads"].as_u64().unwrap() as usize)
+        .sum();
     assert_eq!(threads, t.tables["conversation_threads"].len());
-    let one = t.tables["conversation_threads"].iter().find(|r| r["type"] == "message").unwrap();
+    let one = t.tables["conversation_threads"]
+        .iter()
+        .find(|r| r["type"] == "message")
+        .unwrap();
     let cid = one["conversation_id"].as_i64().unwrap();
-    let served = walk(&sim, &tok, &format!("/conversations/{cid}/threads"), "threads").await;
+    let served = walk(
+        &sim,
+        &tok,
+        &format!("/conversations/{cid}/threads"),
+        "threads",
+    )
+    .await;
     let th = served.iter().find(|x| x["id"] == one["id"]).unwrap();
     assert_eq!(th["body"], one["body"]);
     assert_eq!(th["createdBy"]["id"], one["created_by"]["id"]);
     assert_eq!(th["createdAt"], one["created_at"]);
     let customers = walk(&sim, &tok, "/customers", "customers").await;
-    assert_eq!(ids(&customers).into_iter().collect::<BTreeSet<_>>(), truth_ids(&t, "customers"));
+    assert_eq!(
+        ids(&customers).into_iter().collect::<BTreeSet<_>>(),
+        truth_ids(&t, "customers")
+    );
     let mbs = walk(&sim, &tok, "/mailboxes", "mailboxes").await;
-    assert_eq!(ids(&mbs).into_iter().collect::<BTreeSet<_>>(), truth_ids(&t, "mailboxes"));
+    assert_eq!(
+        ids(&mbs).into_iter().collect::<BTreeSet<_>>(),
+        truth_ids(&t, "mailboxes")
+    );
     let mut folders = BTreeSet::new();
     let mut fields = BTreeSet::new();
     for m in &mbs {
-        folders.extend(ids(&walk(&sim, &tok, &format!("/mailboxes/{}/folders", m["id"]), "folders").await));
-        fields.extend(ids(&walk(&sim, &tok, &format!("/mailboxes/{}/fields", m["id"]), "fields").await));
+        folders.extend(ids(&walk(
+            &sim,
+            &tok,
+            &format!("/mailboxes/{}/folders", m["id"]),
+            "folders",
+        )
+        .await));
+        fields.extend(ids(&walk(
+            &sim,
+            &tok,
+            &format!("/mailboxes/{}/fields", m["id"]),
+            "fields",
+        )
+        .await));
     }
     assert_eq!(folders, truth_ids(&t, "mailbox_folders"));
     assert_eq!(fields, truth_ids(&t, "mailbox_fields"));
     let mut members = BTreeSet::new();
     for team in walk(&sim, &tok, "/teams", "teams").await {
-        for u in walk(&sim, &tok, &format!("/teams/{}/members", team["id"]), "users").await {
+        for u in walk(
+            &sim,
+            &tok,
+            &format!("/teams/{}/members", team["id"]),
+            "users",
+        )
+        .await
+        {
             members.insert((team["id"].as_i64().unwrap(), u["id"].as_i64().unwrap()));
         }
     }
-    let want: BTreeSet<(i64, i64)> = t.tables["team_members"].iter().map(|r| (r["team_id"].as_i64().unwrap(), r["user_id"].as_i64().unwrap())).collect();
+    let want: BTreeSet<(i64, i64)> = t.tables["team_members"]
+        .iter()
+        .map(|r| {
+            (
+                r["team_id"].as_i64().unwrap(),
+                r["user_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(members, want);
-    assert_eq!(ids(&walk(&sim, &tok, "/workflows", "workflows").await).into_iter().collect::<BTreeSet<_>>(), truth_ids(&t, "workflows"));
-    assert_eq!(ids(&walk(&sim, &tok, "/users", "users").await).into_iter().collect::<BTreeSet<_>>(), truth_ids(&t, "users"));
+    assert_eq!(
+        ids(&walk(&sim, &tok, "/workflows", "workflows").await)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        truth_ids(&t, "workflows")
+    );
+    assert_eq!(
+        ids(&walk(&sim, &tok, "/users", "users").await)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        truth_ids(&t, "users")
+    );
     // One table at a time gives the same rows.
     for name in helpscout_etl::simulator::TABLES {
-        assert_eq!(sim.ground_truth_table(name).as_ref(), Some(&t.tables[name]), "{name}");
+        assert_eq!(
+            sim.ground_truth_table(name).as_ref(),
+            Some(&t.tables[name]),
+            "{name}"
+        );
     }
     assert!(sim.ground_truth_table("nope").is_none());
+    for name in helpscout_etl::simulator::TABLES {
+        let mut rows = Vec::new();
+        assert!(sim.for_each_truth_row(name, |r| rows.push(r)));
+        assert_eq!(rows, t.tables[name], "{name}");
+    }
+    assert!(!sim.for_each_truth_row("nope", |_| ()));
     // The admin endpoint serves the same truth.
-    let admin: GroundTruth = client().get(format!("http://{}/_admin/truth", sim.addr())).send().await.unwrap().json().await.unwrap();
+    let admin: GroundTruth = client()
+        .get(format!("http://{}/_admin/truth", sim.addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(admin, t);
     sim.stop().await;
 }
@@ -554,12 +1026,42 @@ async fn status_faults_and_bursts() {
             FaultRule::new(Some("/v2/tags"), 0, 1, FaultKind::Status(504)),
         ],
     });
-    let statuses = [get(&sim, &tok, "/users").await.status, get(&sim, &tok, "/users").await.status, get(&sim, &tok, "/users").await.status, get(&sim, &tok, "/users").await.status];
-    assert_eq!(statuses, [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE, StatusCode::SERVICE_UNAVAILABLE, StatusCode::OK]);
-    sim.set_faults(FaultPlan { rules: vec![FaultRule::new(Some("/v2/users"), 0, 1, FaultKind::Status(503))] });
-    let r = client().get(format!("{}/users", sim.base_url())).bearer_auth(&tok).send().await.unwrap();
+    let statuses = [
+        get(&sim, &tok, "/users").await.status,
+        get(&sim, &tok, "/users").await.status,
+        get(&sim, &tok, "/users").await.status,
+        get(&sim, &tok, "/users").await.status,
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::OK
+        ]
+    );
+    sim.set_faults(FaultPlan {
+        rules: vec![FaultRule::new(
+            Some("/v2/users"),
+            0,
+            1,
+            FaultKind::Status(503),
+        )],
+    });
+    let r = client()
+        .get(format!("{}/users", sim.base_url()))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let text = r.text().await.unwrap();
     assert!(serde_json::from_str::<Value>(&text).is_err() && text.contains("503"));
     sim.set_faults(FaultPlan {
@@ -576,7 +1078,10 @@ async fn status_faults_and_bursts() {
     let r = get(&sim, &tok, "/workflows").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header_u64(&r.headers, "x-ratelimit-retry-after"), 1);
-    assert_eq!(get(&sim, &tok, "/tags").await.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        get(&sim, &tok, "/tags").await.status,
+        StatusCode::GATEWAY_TIMEOUT
+    );
     assert_eq!(get(&sim, &tok, "/workflows").await.status, StatusCode::OK);
     let s = sim.request_stats();
     assert_eq!(s.faults_injected, 6);
@@ -596,28 +1101,55 @@ async fn delay_drop_truncate_and_token_faults() {
         ],
     });
     // Slower than a sane client timeout.
-    let quick = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(300)).build().unwrap();
-    let e = quick.get(format!("{}/users", sim.base_url())).bearer_auth(&tok).send().await.unwrap_err();
+    let quick = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let e = quick
+        .get(format!("{}/users", sim.base_url()))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap_err();
     assert!(e.is_timeout());
     // The connection is cut mid-body.
-    let r = client().get(format!("{}/conversations?status=all", sim.base_url())).bearer_auth(&tok).send().await;
+    let r = client()
+        .get(format!("{}/conversations?status=all", sim.base_url()))
+        .bearer_auth(&tok)
+        .send()
+        .await;
     let failed = match r {
         Err(_) => true,
         Ok(r) => r.bytes().await.is_err(),
     };
     assert!(failed, "the dropped connection must fail the read");
     // A 200 whose JSON is cut in half.
-    let r = client().get(format!("{}/customers", sim.base_url())).bearer_auth(&tok).send().await.unwrap();
+    let r = client()
+        .get(format!("{}/customers", sim.base_url()))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let b = r.bytes().await.unwrap();
     assert!(serde_json::from_slice::<Value>(&b).is_err());
     // The token dies.
-    assert_eq!(get(&sim, &tok, "/mailboxes").await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(get(&sim, &tok, "/users").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&sim, &tok, "/mailboxes").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&sim, &tok, "/users").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let tok2 = token(&sim).await;
     assert_eq!(get(&sim, &tok2, "/users").await.status, StatusCode::OK);
     // Everything works again afterwards.
-    assert_eq!(get(&sim, &tok2, "/conversations").await.status, StatusCode::OK);
+    assert_eq!(
+        get(&sim, &tok2, "/conversations").await.status,
+        StatusCode::OK
+    );
     assert_eq!(get(&sim, &tok2, "/customers").await.status, StatusCode::OK);
     sim.stop().await;
 }
@@ -627,21 +1159,56 @@ async fn page_drift_shifts_offset_paging() {
     let sim = start(cfg(60)).await;
     let tok = token(&sim).await;
     sim.advance_clock(chrono::Duration::minutes(5));
-    sim.set_faults(FaultPlan { rules: vec![FaultRule::new(Some("/v2/conversations"), 0, 1, FaultKind::PageDrift { rows: 3 })] });
-    let seen = walk(&sim, &tok, "/conversations?status=all&sortField=modifiedAt&sortOrder=asc", "conversations").await;
+    sim.set_faults(FaultPlan {
+        rules: vec![FaultRule::new(
+            Some("/v2/conversations"),
+            0,
+            1,
+            FaultKind::PageDrift { rows: 3 },
+        )],
+    });
+    let seen = walk(
+        &sim,
+        &tok,
+        "/conversations?status=all&sortField=modifiedAt&sortOrder=asc",
+        "conversations",
+    )
+    .await;
     let unique: HashSet<i64> = ids(&seen).into_iter().collect();
     assert_eq!(seen.len(), 60);
     assert_eq!(unique.len(), 57, "three rows are skipped, three seen twice");
     let t = sim.ground_truth();
     assert_eq!(t.tables["conversations"].len(), 60);
     // The drifted rows are the only ones modified since the clock moved.
-    let r = get(&sim, &tok, "/conversations?status=all&modifiedSince=2026-06-01T12:01:00Z").await;
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&modifiedSince=2026-06-01T12:01:00Z",
+    )
+    .await;
     assert_eq!(r.body["page"]["totalElements"], 3);
     // Customers drift too.
-    let sim2 = start(SimConfig { customers: Some(120), ..cfg(20) }).await;
+    let sim2 = start(SimConfig {
+        customers: Some(120),
+        ..cfg(20)
+    })
+    .await;
     let tok2 = token(&sim2).await;
-    sim2.set_faults(FaultPlan { rules: vec![FaultRule::new(Some("/v2/customers"), 0, 1, FaultKind::PageDrift { rows: 2 })] });
-    let seen = walk(&sim2, &tok2, "/customers?sortField=modifiedAt&sortOrder=asc", "customers").await;
+    sim2.set_faults(FaultPlan {
+        rules: vec![FaultRule::new(
+            Some("/v2/customers"),
+            0,
+            1,
+            FaultKind::PageDrift { rows: 2 },
+        )],
+    });
+    let seen = walk(
+        &sim2,
+        &tok2,
+        "/customers?sortField=modifiedAt&sortOrder=asc",
+        "customers",
+    )
+    .await;
     let unique: HashSet<i64> = ids(&seen).into_iter().collect();
     assert_eq!(unique.len(), 118);
     sim2.stop().await;
@@ -653,36 +1220,70 @@ async fn writes_create_and_validate() {
     let sim = start(cfg(20)).await;
     let tok = token(&sim).await;
     let c = client();
-    let mb = sim.ground_truth().tables["mailboxes"][0]["id"].as_i64().unwrap();
+    let mb = sim.ground_truth().tables["mailboxes"][0]["id"]
+        .as_i64()
+        .unwrap();
     let body = json!({
         "subject": "Printer on fire 🔥", "mailboxId": mb, "type": "email", "status": "active",
         "customer": {"email": "new.person@example.org", "firstName": "New"},
         "threads": [{"type": "customer", "customer": {"email": "new.person@example.org"}, "text": "<p>Help!</p>"}],
         "tags": ["vip"]
     });
-    let r = c.post(format!("{}/conversations", sim.base_url())).bearer_auth(&tok).json(&body).send().await.unwrap();
+    let r = c
+        .post(format!("{}/conversations", sim.base_url()))
+        .bearer_auth(&tok)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let id: i64 = r.headers()["resource-id"].to_str().unwrap().parse().unwrap();
+    let id: i64 = r.headers()["resource-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(loc, format!("{}/conversations/{id}", sim.base_url()));
     let got = get(&sim, &tok, &loc).await;
     assert_eq!(got.body["subject"], "Printer on fire 🔥");
     assert_eq!(got.body["threads"], 1);
-    assert_eq!(got.body["primaryCustomer"]["email"], "new.person@example.org");
-    assert!(sim.ground_truth().tables["conversations"].iter().any(|r| r["id"] == id));
+    assert_eq!(
+        got.body["primaryCustomer"]["email"],
+        "new.person@example.org"
+    );
+    assert!(
+        sim.ground_truth().tables["conversations"]
+            .iter()
+            .any(|r| r["id"] == id)
+    );
 
     let mut bad = body.clone();
     bad["customer"]["email"] = json!("not-an-email");
-    let r = c.post(format!("{}/conversations", sim.base_url())).bearer_auth(&tok).json(&bad).send().await.unwrap();
+    let r = c
+        .post(format!("{}/conversations", sim.base_url()))
+        .bearer_auth(&tok)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.headers()["content-type"], "application/vnd.error+json");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["_embedded"]["errors"][0]["path"], "customer.email");
     let mut bad = body.clone();
     bad["mailboxId"] = json!(1);
-    let r = c.post(format!("{}/conversations", sim.base_url())).bearer_auth(&tok).json(&bad).send().await.unwrap();
+    let r = c
+        .post(format!("{}/conversations", sim.base_url()))
+        .bearer_auth(&tok)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.json::<Value>().await.unwrap()["message"], "Mailbox not found");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["message"],
+        "Mailbox not found"
+    );
 
     let r = c
         .post(format!("{}/customers", sim.base_url()))
@@ -692,7 +1293,11 @@ async fn writes_create_and_validate() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let cid: i64 = r.headers()["resource-id"].to_str().unwrap().parse().unwrap();
+    let cid: i64 = r.headers()["resource-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let r = c
         .put(format!("{}/customers/{cid}", sim.base_url()))
         .bearer_auth(&tok)
@@ -731,21 +1336,46 @@ async fn date_header_stats_and_admin_endpoints() {
     let r = get(&sim, &tok, "/mailboxes").await;
     let date = chrono::DateTime::parse_from_rfc2822(r.headers["date"].to_str().unwrap()).unwrap();
     let start = chrono::DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z").unwrap();
-    assert!(date >= start && date < start + chrono::Duration::hours(1), "{date}");
+    assert!(
+        date >= start && date < start + chrono::Duration::hours(1),
+        "{date}"
+    );
     let c = client();
     let admin = format!("http://{}/_admin", sim.addr());
-    let v: Value = c.post(format!("{admin}/advance?seconds=86400")).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .post(format!("{admin}/advance?seconds=86400"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(v["now"].as_str().unwrap().starts_with("2026-06-02"));
     let r = get(&sim, &tok, "/mailboxes").await;
     let date = chrono::DateTime::parse_from_rfc2822(r.headers["date"].to_str().unwrap()).unwrap();
     assert!(date >= start + chrono::Duration::days(1));
 
-    let rep: Value = c.post(format!("{admin}/mutate")).json(&json!({"new_conversations": 2, "seed": 1})).send().await.unwrap().json().await.unwrap();
+    let rep: Value = c
+        .post(format!("{admin}/mutate"))
+        .json(&json!({"new_conversations": 2, "seed": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rep["new_conversations"].as_array().unwrap().len(), 2);
     let r = get(&sim, &tok, "/conversations?status=all").await;
     assert_eq!(r.body["page"]["totalElements"], 22);
 
-    let s: RequestStats = c.get(format!("{admin}/stats")).send().await.unwrap().json().await.unwrap();
+    let s: RequestStats = c
+        .get(format!("{admin}/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s, sim.request_stats());
     assert_eq!(s.count_status("GET", "/v2/mailboxes", 200), 2);
     assert_eq!(s.count("POST", "/v2/oauth2/token"), 1);
@@ -753,15 +1383,32 @@ async fn date_header_stats_and_admin_endpoints() {
     c.post(format!("{admin}/stats/reset")).send().await.unwrap();
     assert_eq!(sim.request_stats().total, 0);
 
-    let r = c.post(format!("{admin}/faults")).json(&json!({"rules": [{"path_prefix": "/v2/users", "kind": {"Status": 502}}]})).send().await.unwrap();
+    let r = c
+        .post(format!("{admin}/faults"))
+        .json(&json!({"rules": [{"path_prefix": "/v2/users", "kind": {"Status": 502}}]}))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success());
-    assert_eq!(get(&sim, &tok, "/users").await.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        get(&sim, &tok, "/users").await.status,
+        StatusCode::BAD_GATEWAY
+    );
     assert_eq!(get(&sim, &tok, "/users").await.status, StatusCode::OK);
-    c.post(format!("{admin}/expire-tokens")).send().await.unwrap();
-    assert_eq!(get(&sim, &tok, "/users").await.status, StatusCode::UNAUTHORIZED);
+    c.post(format!("{admin}/expire-tokens"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&sim, &tok, "/users").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // Unknown paths are 404 JSON.
     let tok = token(&sim).await;
-    assert_eq!(get(&sim, &tok, "/nothing-here").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&sim, &tok, "/nothing-here").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(sim.request_stats().count("GET", "other"), 1);
 
     // Stopping frees the port.
@@ -776,7 +1423,11 @@ async fn same_seed_same_account() {
     let a = start(cfg(50)).await;
     let b = start(cfg(50)).await;
     assert_eq!(a.ground_truth(), b.ground_truth());
-    let c = start(SimConfig { seed: 12, ..cfg(50) }).await;
+    let c = start(SimConfig {
+        seed: 12,
+        ..cfg(50)
+    })
+    .await;
     assert_ne!(a.ground_truth(), c.ground_truth());
     a.stop().await;
     b.stop().await;
@@ -785,18 +1436,45 @@ async fn same_seed_same_account() {
 
 #[tokio::test]
 async fn scale_20k_conversations() {
-    let sim = start(SimConfig { seed: 99, conversations: 20_000, ..SimConfig::default() }).await;
+    let sim = start(SimConfig {
+        seed: 99,
+        conversations: 20_000,
+        ..SimConfig::default()
+    })
+    .await;
     let tok = token(&sim).await;
-    let r = get(&sim, &tok, "/conversations?status=all&sortField=modifiedAt&sortOrder=asc&embed=threads").await;
+    let r = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&sortField=modifiedAt&sortOrder=asc&embed=threads",
+    )
+    .await;
     assert_eq!(r.body["page"]["totalElements"], 20_000);
     assert_eq!(r.body["page"]["totalPages"], 800);
-    let mut url = r.body["_links"]["next"]["href"].as_str().unwrap().to_string();
+    let mut url = r.body["_links"]["next"]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for _ in 0..3 {
         let r = get(&sim, &tok, &url).await;
-        assert_eq!(r.body["_embedded"]["conversations"].as_array().unwrap().len(), 25);
-        url = r.body["_links"]["next"]["href"].as_str().unwrap().to_string();
+        assert_eq!(
+            r.body["_embedded"]["conversations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            25
+        );
+        url = r.body["_links"]["next"]["href"]
+            .as_str()
+            .unwrap()
+            .to_string();
     }
-    let last = get(&sim, &tok, "/conversations?status=all&sortField=modifiedAt&sortOrder=asc&page=800").await;
+    let last = get(
+        &sim,
+        &tok,
+        "/conversations?status=all&sortField=modifiedAt&sortOrder=asc&page=800",
+    )
+    .await;
     assert!(last.body["_links"].get("next").is_none());
     let c = get(&sim, &tok, "/customers").await;
     assert_eq!(c.body["page"]["totalElements"], 12_000);

@@ -79,6 +79,30 @@ URL_RE = re.compile(r"https?://(?:127\.0\.0\.1|localhost|\[::1\]):\d+")
 CHILD_LOG_RE = re.compile(r"Starting sync for child stream (\w+) of parent (\w+) for Id (\d+)")
 
 
+# Recognisable ways the tap dies, matched against its log.
+FAILURE_PATTERNS = [
+    (re.compile(r"Http403Error"), "403 from the API (on the happiness report: the Standard plan has no reports); "
+     "the tap stops and the streams after it (mailboxes, teams, users, workflows) are never read"),
+    (re.compile(r"Giving up request.*Http429Error|Http429Error[\s\S]*Traceback"), "rate limit: 7 backoff tries "
+     "(factor 3, jittered, Retry-After ignored) were not enough (flaw 6)"),
+    (re.compile(r"Http401Error"), "401: the tap never refreshes and retries (flaw 6)"),
+    (re.compile(r"get_access_token[\s\S]*Http400Error"), "token refresh rejected (400): the refresh token was "
+     "already used (they rotate) or is wrong"),
+    (re.compile(r"max\(\) (arg|iterable argument) is an empty sequence"), "a conversation with neither userUpdatedAt "
+     "nor customerWaitingSince.time"),
+    (re.compile(r"'NoneType' object has no attribute 'get'"), "customerWaitingSince: null on a conversation"),
+    (re.compile(r"KeyError: '(page|pages|totalPages|number|refresh_token|expires_in)'"), "an answer without a field the tap needs"),
+    (re.compile(r"ConnectionError|ReadTimeout|RemoteDisconnected"), "connection error (the tap does not retry these)"),
+]
+
+
+def failure_cause(log_text):
+    for pattern, meaning in FAILURE_PATTERNS:
+        if pattern.search(log_text):
+            return meaning
+    return None
+
+
 def log(message):
     sys.stderr.write(f"[run_tap] {message}\n")
     sys.stderr.flush()
@@ -302,8 +326,8 @@ def select_everything(catalog, streams):
     return catalog
 
 
-def read_singer(path):
-    streams = defaultdict(lambda: {"records": 0, "keys": Counter(), "key_properties": None})
+def read_singer(path, keep_rows=True):
+    streams = defaultdict(lambda: {"records": 0, "keys": Counter(), "key_properties": None, "rows": {}, "schema": None})
     states = []
     other = Counter()
     with open(path, "rb") as handle:
@@ -323,9 +347,13 @@ def read_singer(path):
                 stream["records"] += 1
                 record = message["record"]
                 pk = STREAMS.get(name, {}).get("pk") or tuple(stream["key_properties"] or ())
-                stream["keys"][key_of(record, pk)] += 1
+                key = key_of(record, pk)
+                stream["keys"][key] += 1
+                if keep_rows:
+                    stream["rows"][key] = record  # the last version, as a loader would keep
             elif kind == "SCHEMA":
                 streams[message["stream"]]["key_properties"] = message.get("key_properties")
+                streams[message["stream"]]["schema"] = message.get("schema")
             elif kind == "STATE":
                 states.append(message.get("value"))
             else:
@@ -548,6 +576,108 @@ def compare(tap_streams, truth, selected, start_date, report_window, child_order
     return results
 
 
+def norm_value(value):
+    """Normalise a field value for comparison: timestamps to one format, and
+    null / absent / [] / {} all count as empty."""
+    if isinstance(value, str):
+        parsed = parse_ts(value)
+        return parsed.strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def is_empty(value):
+    return value is None or value == [] or value == {}
+
+
+def schema_has(schema, path):
+    """True when the tap's JSON schema declares the field at `path` (list indices skipped)."""
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            continue
+        while isinstance(node, dict) and "properties" not in node:
+            if "items" in node:
+                node = node["items"]
+            elif "anyOf" in node:
+                node = next((n for n in node["anyOf"] if n.get("type") != "null"), {})
+            else:
+                return False
+        if not isinstance(node, dict) or part not in node.get("properties", {}):
+            return False
+        node = node["properties"][part]
+    return True
+
+
+def diff_values(tap, truth, path, out):
+    """Collect (path, tap value, truth value) where two rows disagree."""
+    if is_empty(tap) and is_empty(truth):
+        return
+    if isinstance(tap, dict) and isinstance(truth, dict):
+        for key in sorted(set(tap) | set(truth)):
+            diff_values(tap.get(key), truth.get(key), path + (key,), out)
+        return
+    if isinstance(tap, list) and isinstance(truth, list) and len(tap) == len(truth):
+        for i, (a, b) in enumerate(zip(tap, truth)):
+            diff_values(a, b, path + (i,), out)
+        return
+    if norm_value(tap) != norm_value(truth):
+        out.append((path, tap, truth))
+
+
+def check_values(tap_streams, tables, selected):
+    """Field-by-field comparison of the rows the tap emitted with the simulator's truth.
+
+    Informational: shows fields the tap drops or renames (flaw 9) and any place where
+    the simulator's API answer and its own ground truth disagree.
+    """
+    result = OrderedDict()
+    for name in selected:
+        tap = tap_streams.get(name)
+        rows = tables.get(name)
+        if not tap or rows is None:
+            continue
+        pk = STREAMS[name]["pk"]
+        truth_by_key = {key_of(row, pk): row for row in rows}
+        schema = tap.get("schema") or {}
+        counts = Counter()
+        examples = {}
+        compared = 0
+        for key, record in tap["rows"].items():
+            row = truth_by_key.get(key)
+            if row is None:
+                continue
+            compared += 1
+            found = []
+            diff_values(record, row, (), found)
+            seen = set()
+            for path, a, b in found:
+                label = ".".join("[]" if isinstance(p, int) else p for p in path).replace(".[]", "[]")
+                if label in seen:
+                    continue
+                seen.add(label)
+                counts[label] += 1
+                examples.setdefault(label, {"key": list(key), "tap": a, "truth": b, "path": path})
+        fields = OrderedDict()
+        for label, count in counts.most_common():
+            example = examples[label]
+            path = example.pop("path")
+            if example["tap"] is None and not schema_has(schema, path):
+                kind = "absent from the tap's schema"
+            elif example["truth"] is None and not is_empty(example["tap"]):
+                kind = "in the tap's output, not in the truth"
+            else:
+                kind = "values differ"
+            for side in ("tap", "truth"):
+                text = json.dumps(example[side], default=str)
+                if len(text) > 120:
+                    example[side] = text[:117] + "..."
+            fields[label] = OrderedDict(rows=count, kind=kind, example=example)
+        result[name] = OrderedDict(rows_compared=compared, fields=fields)
+    return result
+
+
 # --------------------------------------------------------------------------
 # output
 
@@ -592,7 +722,11 @@ def print_report(report):
     rows = []
     for entry in report["streams"].values():
         notes = "; ".join(f"{n}: {FLAWS[k].split(':')[0]} ({k})" for k, n in entry["explained"].items())
-        if entry["status"] == "UNEXPLAINED":
+        if entry["status"] == "tap-failed-here":
+            notes = (notes + "; " if notes else "") + "the tap died in this stream"
+        elif entry["status"] == "not-reached":
+            notes = (notes + "; " if notes else "") + "never reached: the tap died before it"
+        elif entry["status"] == "UNEXPLAINED":
             notes = (notes + "; " if notes else "") + (
                 f"UNEXPLAINED missing={entry['unexplained_missing_count']} extra={entry['unexplained_extra_count']}"
             )
@@ -617,6 +751,24 @@ def print_report(report):
         out.write("\n")
         for key in used:
             out.write(f"  {key}: {FLAWS[key]}\n")
+    values = report.get("values")
+    if values:
+        out.write("\nField-by-field check against the truth (rows whose field differs; informational):\n")
+        rows = []
+        for stream, check in values.items():
+            for field, info in check["fields"].items():
+                example = info["example"]
+                rows.append([
+                    stream,
+                    field,
+                    f"{info['rows']}/{check['rows_compared']}",
+                    info["kind"],
+                    f"tap={json.dumps(example['tap'], default=str)[:40]} truth={json.dumps(example['truth'], default=str)[:40]}",
+                ])
+        if rows:
+            print_table(["stream", "field", "rows", "kind", "example"], rows, left=(0, 1, 3, 4))
+        else:
+            out.write("  every field of every row matches\n")
     out.write("\nHTTP requests made by the tap (discovery + sync), by endpoint:\n")
     rows = []
     for endpoint, slot in report["requests"]["by_endpoint"].items():
@@ -683,6 +835,7 @@ def main():
     run.add_argument("--timeout", type=float, default=3600.0, help="seconds before the tap is stopped")
     run.add_argument("--keep-output", action="store_true", help="keep the tap's Singer output and config in the run folder")
     run.add_argument("--no-compare", action="store_true", help="skip /_admin/truth (timing only)")
+    run.add_argument("--no-values", action="store_true", help="skip the field-by-field comparison with the truth")
     args = parser.parse_args()
 
     selected = [s.strip() for s in args.streams.split(",") if s.strip()]
@@ -776,7 +929,10 @@ def main():
             discover_log = os.path.join(run_dir, "tap-discover.log")
             with open(discover_log, encoding="utf-8", errors="replace") as handle:
                 tail = handle.read().splitlines()[-15:]
-            log(f"tap --discover failed (exit {code}); last lines of {discover_log}:\n" + "\n".join(tail))
+            with open(discover_log, encoding="utf-8", errors="replace") as handle:
+                cause = failure_cause(handle.read())
+            log(f"tap --discover failed (exit {code})" + (f": {cause}" if cause else "")
+                + f"; last lines of {discover_log}:\n" + "\n".join(tail))
             return 1
         with open(discover_out, encoding="utf-8") as handle:
             catalog = select_everything(json.load(handle), selected)
@@ -808,7 +964,7 @@ def main():
         except (urllib.error.URLError, OSError, ValueError) as exc:
             log(f"could not read the simulator's admin endpoints: {exc}")
 
-        tap_streams, states, other = read_singer(singer_path)
+        tap_streams, states, other = read_singer(singer_path, keep_rows=not args.no_values and not args.no_compare)
         child_order = defaultdict(list)
         with open(tap_log, encoding="utf-8", errors="replace") as handle:
             tap_log_tail = []
@@ -842,8 +998,11 @@ def main():
                     if None not in window:
                         report_window = window
                     break
+        value_check = None
         if truth is not None:
             comparison = compare(tap_streams, truth, selected, start_date, report_window, child_order)
+            if not args.no_values:
+                value_check = check_values(tap_streams, truth.get("tables", {}), selected)
         else:
             comparison = OrderedDict(
                 (name, OrderedDict(stream=name, tap_records=tap_streams[name]["records"] if name in tap_streams else 0,
@@ -854,10 +1013,23 @@ def main():
                 for name in selected
             )
 
+        if code != 0:
+            # Name the stream the tap died in and those it never reached.
+            schema_order = [n for n in tap_streams if tap_streams[n].get("schema") is not None]
+            failed_in = schema_order[-1] if schema_order else None
+            for name, entry in comparison.items():
+                if entry["status"] not in ("UNEXPLAINED", "no-truth"):
+                    continue
+                if name == failed_in:
+                    entry["status"] = "tap-failed-here"
+                elif name not in schema_order:
+                    entry["status"] = "not-reached"
         records_total = sum(s["records"] for s in tap_streams.values())
         unexplained = [n for n, e in comparison.items() if e["status"] == "UNEXPLAINED"]
         if code != 0:
-            verdict = f"FAILED: the tap exited with {code} (see {tap_log})"
+            with open(tap_log, encoding="utf-8", errors="replace") as handle:
+                cause = failure_cause(handle.read())
+            verdict = f"FAILED: the tap exited with {code}" + (f": {cause}" if cause else "") + f" (see {tap_log})"
             exit_code = 1
         elif truth is None and not args.no_compare:
             verdict = "FAILED: no ground truth from the simulator"
@@ -904,6 +1076,7 @@ def main():
             ),
             requests=OrderedDict(total=total_requests, span_s=round(span, 3) if span else span, by_endpoint=by_endpoint),
             streams=comparison,
+            values=value_check,
             flaws=FLAWS,
             verdict=verdict,
         )

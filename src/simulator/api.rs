@@ -28,7 +28,11 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn param(&self, k: &str) -> Option<&str> {
-        self.list.params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.list
+            .params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -45,7 +49,9 @@ fn page_param(ctx: &Ctx) -> Result<usize, Reply> {
 fn date_param(ctx: &Ctx, k: &str) -> Result<Option<Ts>, Reply> {
     match ctx.param(k) {
         None => Ok(None),
-        Some(s) => parse_api_date(s).map(Some).ok_or_else(|| Reply::bad_param(k, "Malformed date", s)),
+        Some(s) => parse_api_date(s)
+            .map(Some)
+            .ok_or_else(|| Reply::bad_param(k, "Malformed date", s)),
     }
 }
 
@@ -64,7 +70,11 @@ fn ids_param(ctx: &Ctx, k: &str) -> Result<Option<Vec<i64>>, Reply> {
 fn int_param(ctx: &Ctx, k: &str) -> Result<Option<i64>, Reply> {
     match ctx.param(k) {
         None | Some("") => Ok(None),
-        Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| Reply::bad_param(k, "must be a number", s)),
+        Some(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| Reply::bad_param(k, "must be a number", s)),
     }
 }
 
@@ -100,6 +110,8 @@ pub struct ConvQuery {
     assigned_to: Option<i64>,
     number: Option<i64>,
     modified_since: Option<Ts>,
+    /// `query` ranges: (field, from, to), both ends inclusive.
+    ranges: Vec<Range>,
     sort: SortKey,
     desc: bool,
 }
@@ -108,7 +120,13 @@ fn conv_query(ctx: &Ctx) -> Result<ConvQuery, Reply> {
     let status = match ctx.param("status") {
         None | Some("") => Some(ConvStatus::Active),
         Some("all") => None,
-        Some(s) => Some(ConvStatus::parse(s).ok_or_else(|| Reply::bad_param("status", "must be one of active, pending, closed, spam, all", s))?),
+        Some(s) => Some(ConvStatus::parse(s).ok_or_else(|| {
+            Reply::bad_param(
+                "status",
+                "must be one of active, pending, closed, spam, all",
+                s,
+            )
+        })?),
     };
     let sort = match ctx.param("sortField") {
         None | Some("") | Some("createdAt") => SortKey::Indexed(ConvSort::CreatedAt),
@@ -127,13 +145,78 @@ fn conv_query(ctx: &Ctx) -> Result<ConvQuery, Reply> {
         status,
         mailboxes: ids_param(ctx, "mailbox")?,
         folder: int_param(ctx, "folder")?,
-        tags: ctx.param("tag").filter(|s| !s.is_empty()).map(|s| s.split(',').map(|t| t.trim().to_string()).collect()),
+        tags: ctx
+            .param("tag")
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(',').map(|t| t.trim().to_string()).collect()),
         assigned_to: int_param(ctx, "assigned_to")?,
         number: int_param(ctx, "number")?,
         modified_since: date_param(ctx, "modifiedSince")?,
+        ranges: match ctx.param("query") {
+            None | Some("") => vec![],
+            Some(q) => parse_query(q)?,
+        },
         sort,
         desc: sort_order(ctx)?,
     })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeField {
+    Modified,
+    Created,
+    Closed,
+}
+
+/// A `query` date range: field, from, to (both ends inclusive, `None` = `*`).
+type Range = (RangeField, Option<Ts>, Option<Ts>);
+
+/// The date ranges of a search `query` such as `(modifiedAt:[2024-01-01T00:00:00Z TO *])`,
+/// terms joined by AND. Other terms are accepted and ignored.
+fn parse_query(q: &str) -> Result<Vec<Range>, Reply> {
+    let mut out = Vec::new();
+    let inner = q.trim().trim_start_matches('(').trim_end_matches(')');
+    for term in inner.split(" AND ") {
+        let term = term.trim().trim_start_matches('(').trim_end_matches(')');
+        let Some((field, range)) = term.split_once(':') else {
+            continue;
+        };
+        let field = match field.trim() {
+            "modifiedAt" => RangeField::Modified,
+            "createdAt" => RangeField::Created,
+            "closedAt" => RangeField::Closed,
+            _ => continue,
+        };
+        let range = range.trim();
+        let Some(body) = range.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
+            return Err(Reply::bad_param("query", "Malformed range", q));
+        };
+        let Some((a, b)) = body.split_once(" TO ") else {
+            return Err(Reply::bad_param("query", "Malformed range", q));
+        };
+        let bound = |s: &str| -> Result<Option<Ts>, Reply> {
+            match s.trim() {
+                "*" => Ok(None),
+                d => parse_api_date(d)
+                    .map(Some)
+                    .ok_or_else(|| Reply::bad_param("query", "Malformed date", q)),
+            }
+        };
+        out.push((field, bound(a)?, bound(b)?));
+    }
+    Ok(out)
+}
+
+fn in_range(c: &Conversation, r: &Range) -> bool {
+    let v = match r.0 {
+        RangeField::Modified => Some(c.modified),
+        RangeField::Created => Some(c.created_at),
+        RangeField::Closed => c.closed_at,
+    };
+    match v {
+        Some(v) => r.1.is_none_or(|a| v >= a) && r.2.is_none_or(|b| v <= b),
+        None => false,
+    }
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -143,36 +226,63 @@ enum K {
 }
 
 /// The ids of one page of a conversation query, and the query's total.
-pub fn select_conversations(st: &State, q: &ConvQuery, offset: usize, limit: usize) -> (usize, Vec<i64>) {
-    let simple_filters = q.folder.is_none() && q.tags.is_none() && q.assigned_to.is_none() && q.number.is_none();
+pub fn select_conversations(
+    st: &State,
+    q: &ConvQuery,
+    offset: usize,
+    limit: usize,
+) -> (usize, Vec<i64>) {
+    let simple_filters = q.folder.is_none()
+        && q.tags.is_none()
+        && q.assigned_to.is_none()
+        && q.number.is_none()
+        && q.ranges.is_empty();
     let one_mailbox = match &q.mailboxes {
         None => Some(None),
         Some(v) if v.len() == 1 => Some(Some(v[0])),
         _ => None,
     };
-    if let (true, Some(mb), SortKey::Indexed(sort)) = (simple_filters, one_mailbox, q.sort) {
-        if q.modified_since.is_none() || sort == ConvSort::ModifiedAt {
-            let Some(bucket) = st.conv_idx.bucket((mb, q.status)) else { return (0, vec![]) };
-            let range = bucket.get(sort).from_key(if sort == ConvSort::ModifiedAt { q.modified_since } else { None });
-            return (range.len(), page_of(range, q.desc, offset, limit));
-        }
+    if let (true, Some(mb), SortKey::Indexed(sort)) = (simple_filters, one_mailbox, q.sort)
+        && (q.modified_since.is_none() || sort == ConvSort::ModifiedAt)
+    {
+        let Some(bucket) = st.conv_idx.bucket((mb, q.status)) else {
+            return (0, vec![]);
+        };
+        let range = bucket.get(sort).since(if sort == ConvSort::ModifiedAt {
+            q.modified_since
+        } else {
+            None
+        });
+        return (range.len(), page_of(range, q.desc, offset, limit));
     }
     // General path: filter and sort the candidates (O(n log n); only for rarer queries).
     let mailboxes: Vec<Option<i64>> = match &q.mailboxes {
         None => vec![None],
         Some(v) => v.iter().map(|m| Some(*m)).collect(),
     };
-    let tag_ids: Option<Vec<i64>> = q.tags.as_ref().map(|names| st.tags.iter().filter(|t| names.iter().any(|n| *n == t.name)).map(|t| t.id).collect());
+    let tag_ids: Option<Vec<i64>> = q.tags.as_ref().map(|names| {
+        st.tags
+            .iter()
+            .filter(|t| names.contains(&t.name))
+            .map(|t| t.id)
+            .collect()
+    });
     let mut keyed: Vec<(K, i64)> = Vec::new();
     for mb in mailboxes {
-        let Some(bucket) = st.conv_idx.bucket((mb, q.status)) else { continue };
-        for &(_, id) in bucket.created.from_key(None) {
+        let Some(bucket) = st.conv_idx.bucket((mb, q.status)) else {
+            continue;
+        };
+        for &(_, id) in bucket.created.since(None) {
             let c = &st.convs[&id];
             if q.modified_since.is_some_and(|s| c.modified < s)
+                || !q.ranges.iter().all(|r| in_range(c, r))
                 || q.folder.is_some_and(|f| c.folder_id != f)
-                || q.assigned_to.is_some_and(|u| c.assignee.as_ref().map(|a| a.id) != Some(u))
+                || q.assigned_to
+                    .is_some_and(|u| c.assignee.as_ref().map(|a| a.id) != Some(u))
                 || q.number.is_some_and(|n| c.number != n)
-                || tag_ids.as_ref().is_some_and(|ts| !c.tags.iter().any(|t| ts.contains(t)))
+                || tag_ids
+                    .as_ref()
+                    .is_some_and(|ts| !c.tags.iter().any(|t| ts.contains(t)))
             {
                 continue;
             }
@@ -183,7 +293,13 @@ pub fn select_conversations(st: &State, q: &ConvQuery, offset: usize, limit: usi
     keyed.dedup_by(|a, b| a.1 == b.1);
     let total = keyed.len();
     let ids: Vec<i64> = if q.desc {
-        keyed.iter().rev().skip(offset).take(limit).map(|k| k.1).collect()
+        keyed
+            .iter()
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .map(|k| k.1)
+            .collect()
     } else {
         keyed.iter().skip(offset).take(limit).map(|k| k.1).collect()
     };
@@ -195,7 +311,13 @@ fn sort_key(c: &Conversation, s: SortKey) -> K {
         SortKey::Indexed(ConvSort::CreatedAt) => K::I(c.created_at),
         SortKey::Indexed(ConvSort::ModifiedAt) => K::I(c.modified),
         SortKey::Indexed(ConvSort::Number) | SortKey::Score => K::I(c.number),
-        SortKey::CustomerEmail => K::S(c.primary_customer.email.clone().unwrap_or_default().to_lowercase()),
+        SortKey::CustomerEmail => K::S(
+            c.primary_customer
+                .email
+                .clone()
+                .unwrap_or_default()
+                .to_lowercase(),
+        ),
         SortKey::CustomerName => K::S(c.primary_customer.full_name().to_lowercase()),
         SortKey::MailboxId => K::I(c.mailbox_id),
         SortKey::Status => K::S(c.status.as_str().to_string()),
@@ -208,10 +330,15 @@ pub fn list_conversations(st: &mut State, ctx: &Ctx, drift: Option<usize>) -> Re
     let r = (|| -> Result<Reply, Reply> {
         let q = conv_query(ctx)?;
         let page = page_param(ctx)?;
-        let embed = ctx.param("embed").is_some_and(|e| e.split(',').any(|x| x == "threads"));
+        let embed = ctx
+            .param("embed")
+            .is_some_and(|e| e.split(',').any(|x| x == "threads"));
         let size = CONVERSATIONS_PAGE;
         let (total, ids) = select_conversations(st, &q, paging::offset(page, size), size);
-        let items: Vec<Value> = ids.iter().map(|id| render::conversation(st, &st.convs[id], ctx.base, embed)).collect();
+        let items: Vec<Value> = ids
+            .iter()
+            .map(|id| render::conversation(st, &st.convs[id], ctx.base, embed))
+            .collect();
         let v = paging::envelope(&ctx.list, "conversations", items, page, size, total);
         if let Some(rows) = drift {
             // Sorted by modified time ascending, a change to rows already served moves them
@@ -233,9 +360,10 @@ pub fn list_conversations(st: &mut State, ctx: &Ctx, drift: Option<usize>) -> Re
 fn removed_answer(st: &State, ctx: &Ctx, id: i64, suffix: &str) -> Reply {
     match st.removed.get(&id) {
         Some(r) => match r.merged_into {
-            Some(target) if ctx.now < r.at + MERGE_REDIRECT_SECS => {
-                Reply::empty(301).header("Location", format!("{}/conversations/{target}{suffix}", ctx.base))
-            }
+            Some(target) if ctx.now < r.at + MERGE_REDIRECT_SECS => Reply::empty(301).header(
+                "Location",
+                format!("{}/conversations/{target}{suffix}", ctx.base),
+            ),
             _ => Reply::not_found("Conversation not found"),
         },
         None => Reply::not_found("Conversation not found"),
@@ -245,23 +373,43 @@ fn removed_answer(st: &State, ctx: &Ctx, id: i64, suffix: &str) -> Reply {
 pub fn get_conversation(st: &State, ctx: &Ctx, id: i64) -> Reply {
     match st.convs.get(&id) {
         Some(c) => {
-            let embed = ctx.param("embed").is_some_and(|e| e.split(',').any(|x| x == "threads"));
-            Reply::json_with(200, super::reply::HAL_JSON, &render::conversation(st, c, ctx.base, embed))
+            let embed = ctx
+                .param("embed")
+                .is_some_and(|e| e.split(',').any(|x| x == "threads"));
+            Reply::json_with(
+                200,
+                super::reply::HAL_JSON,
+                &render::conversation(st, c, ctx.base, embed),
+            )
         }
         None => removed_answer(st, ctx, id, ""),
     }
 }
 
 pub fn list_threads(st: &State, ctx: &Ctx, id: i64) -> Reply {
-    let Some(c) = st.convs.get(&id) else { return removed_answer(st, ctx, id, "/threads") };
+    let Some(c) = st.convs.get(&id) else {
+        return removed_answer(st, ctx, id, "/threads");
+    };
     let page = match page_param(ctx) {
         Ok(p) => p,
         Err(e) => return e,
     };
     let all = render::threads_newest_first(c);
     let off = paging::offset(page, DEFAULT_PAGE);
-    let items: Vec<Value> = all.iter().skip(off).take(DEFAULT_PAGE).map(|t| render::thread(st, t, ctx.base)).collect();
-    Reply::hal(&paging::envelope(&ctx.list, "threads", items, page, DEFAULT_PAGE, all.len()))
+    let items: Vec<Value> = all
+        .iter()
+        .skip(off)
+        .take(DEFAULT_PAGE)
+        .map(|t| render::thread(st, t, ctx.base))
+        .collect();
+    Reply::hal(&paging::envelope(
+        &ctx.list,
+        "threads",
+        items,
+        page,
+        DEFAULT_PAGE,
+        all.len(),
+    ))
 }
 
 // ---------------------------------------------------------------- customers
@@ -272,38 +420,68 @@ pub fn list_customers(st: &mut State, ctx: &Ctx, drift: Option<usize>) -> Reply 
         let page = page_param(ctx)?;
         let desc = sort_order(ctx)?;
         let sort = ctx.param("sortField").unwrap_or("createdAt");
-        if !matches!(sort, "createdAt" | "modifiedAt" | "firstName" | "lastName" | "score") {
-            return Err(Reply::bad_param("sortField", "unsupported sort field", sort));
+        if !matches!(
+            sort,
+            "createdAt" | "modifiedAt" | "firstName" | "lastName" | "score"
+        ) {
+            return Err(Reply::bad_param(
+                "sortField",
+                "unsupported sort field",
+                sort,
+            ));
         }
         let first = ctx.param("firstName").map(str::to_string);
         let last = ctx.param("lastName").map(str::to_string);
         let size = DEFAULT_PAGE;
         let select = |st: &State, offset: usize, limit: usize| -> (usize, Vec<i64>) {
-            let fast = first.is_none() && last.is_none() && (sort == "modifiedAt" || (matches!(sort, "createdAt" | "score") && since.is_none()));
+            let fast = first.is_none()
+                && last.is_none()
+                && (sort == "modifiedAt"
+                    || (matches!(sort, "createdAt" | "score") && since.is_none()));
             if fast {
-                let idx = if sort == "modifiedAt" { &st.cust_idx.modified } else { &st.cust_idx.created };
-                let range = idx.from_key(if sort == "modifiedAt" { since } else { None });
+                let idx = if sort == "modifiedAt" {
+                    &st.cust_idx.modified
+                } else {
+                    &st.cust_idx.created
+                };
+                let range = idx.since(if sort == "modifiedAt" { since } else { None });
                 return (range.len(), page_of(range, desc, offset, limit));
             }
             let mut keyed: Vec<(K, i64)> = st
                 .customers
                 .values()
                 .filter(|c| since.is_none_or(|s| c.updated_at >= s))
-                .filter(|c| first.as_ref().is_none_or(|f| c.first.as_deref() == Some(f.as_str())))
-                .filter(|c| last.as_ref().is_none_or(|l| c.last.as_deref() == Some(l.as_str())))
+                .filter(|c| {
+                    first
+                        .as_ref()
+                        .is_none_or(|f| c.first.as_deref() == Some(f.as_str()))
+                })
+                .filter(|c| {
+                    last.as_ref()
+                        .is_none_or(|l| c.last.as_deref() == Some(l.as_str()))
+                })
                 .map(|c| (customer_key(c, sort), c.id))
                 .collect();
             keyed.sort();
             let total = keyed.len();
             let ids = if desc {
-                keyed.iter().rev().skip(offset).take(limit).map(|k| k.1).collect()
+                keyed
+                    .iter()
+                    .rev()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|k| k.1)
+                    .collect()
             } else {
                 keyed.iter().skip(offset).take(limit).map(|k| k.1).collect()
             };
             (total, ids)
         };
         let (total, ids) = select(&*st, paging::offset(page, size), size);
-        let items: Vec<Value> = ids.iter().map(|id| render::customer(&st.customers[id], ctx.base)).collect();
+        let items: Vec<Value> = ids
+            .iter()
+            .map(|id| render::customer(&st.customers[id], ctx.base))
+            .collect();
         let v = paging::envelope(&ctx.list, "customers", items, page, size, total);
         if let Some(rows) = drift {
             let targets = if sort == "modifiedAt" && !desc {
@@ -342,12 +520,30 @@ fn small_list(ctx: &Ctx, key: &str, all: Vec<Value>) -> Reply {
         Err(e) => return e,
     };
     let total = all.len();
-    let items: Vec<Value> = all.into_iter().skip(paging::offset(page, DEFAULT_PAGE)).take(DEFAULT_PAGE).collect();
-    Reply::hal(&paging::envelope(&ctx.list, key, items, page, DEFAULT_PAGE, total))
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip(paging::offset(page, DEFAULT_PAGE))
+        .take(DEFAULT_PAGE)
+        .collect();
+    Reply::hal(&paging::envelope(
+        &ctx.list,
+        key,
+        items,
+        page,
+        DEFAULT_PAGE,
+        total,
+    ))
 }
 
 pub fn list_mailboxes(st: &State, ctx: &Ctx) -> Reply {
-    small_list(ctx, "mailboxes", st.mailboxes.iter().map(|m| render::mailbox(m, ctx.base)).collect())
+    small_list(
+        ctx,
+        "mailboxes",
+        st.mailboxes
+            .iter()
+            .map(|m| render::mailbox(m, ctx.base))
+            .collect(),
+    )
 }
 
 pub fn list_fields(st: &State, ctx: &Ctx, mailbox: i64) -> Reply {
@@ -359,28 +555,52 @@ pub fn list_fields(st: &State, ctx: &Ctx, mailbox: i64) -> Reply {
 
 pub fn list_folders(st: &State, ctx: &Ctx, mailbox: i64) -> Reply {
     match st.mailbox(mailbox) {
-        Some(m) => small_list(ctx, "folders", m.folders.iter().map(render::folder).collect()),
+        Some(m) => small_list(
+            ctx,
+            "folders",
+            m.folders.iter().map(render::folder).collect(),
+        ),
         None => Reply::not_found("Mailbox not found"),
     }
 }
 
 pub fn list_users(st: &State, ctx: &Ctx) -> Reply {
-    small_list(ctx, "users", st.users.iter().map(|u| render::user(u, ctx.base)).collect())
+    small_list(
+        ctx,
+        "users",
+        st.users.iter().map(|u| render::user(u, ctx.base)).collect(),
+    )
 }
 
 pub fn list_teams(st: &State, ctx: &Ctx) -> Reply {
-    small_list(ctx, "teams", st.teams.iter().map(|t| render::team(t, ctx.base)).collect())
+    small_list(
+        ctx,
+        "teams",
+        st.teams.iter().map(|t| render::team(t, ctx.base)).collect(),
+    )
 }
 
 pub fn list_team_members(st: &State, ctx: &Ctx, team: i64) -> Reply {
     match st.team(team) {
-        Some(t) => small_list(ctx, "users", t.members.iter().filter_map(|id| st.user(*id)).map(|u| render::user(u, ctx.base)).collect()),
+        Some(t) => small_list(
+            ctx,
+            "users",
+            t.members
+                .iter()
+                .filter_map(|id| st.user(*id))
+                .map(|u| render::user(u, ctx.base))
+                .collect(),
+        ),
         None => Reply::not_found("Team not found"),
     }
 }
 
 pub fn list_workflows(st: &State, ctx: &Ctx) -> Reply {
-    small_list(ctx, "workflows", st.workflows.iter().map(render::workflow).collect())
+    small_list(
+        ctx,
+        "workflows",
+        st.workflows.iter().map(render::workflow).collect(),
+    )
 }
 
 pub fn list_tags(st: &State, ctx: &Ctx) -> Reply {
@@ -390,22 +610,37 @@ pub fn list_tags(st: &State, ctx: &Ctx) -> Reply {
             *counts.entry(*t).or_default() += 1;
         }
     }
-    small_list(ctx, "tags", st.tags.iter().map(|t| render::tag(t, counts.get(&t.id).copied().unwrap_or(0))).collect())
+    small_list(
+        ctx,
+        "tags",
+        st.tags
+            .iter()
+            .map(|t| render::tag(t, counts.get(&t.id).copied().unwrap_or(0)))
+            .collect(),
+    )
 }
 
 // ---------------------------------------------------------------- report
 
 pub fn happiness_ratings(st: &State, ctx: &Ctx) -> Reply {
     let r = (|| -> Result<Reply, Reply> {
-        let start = date_param(ctx, "start")?.ok_or_else(|| Reply::bad_param("start", "may not be null", ""))?;
-        let end = date_param(ctx, "end")?.ok_or_else(|| Reply::bad_param("end", "may not be null", ""))?;
+        let start = date_param(ctx, "start")?
+            .ok_or_else(|| Reply::bad_param("start", "may not be null", ""))?;
+        let end = date_param(ctx, "end")?
+            .ok_or_else(|| Reply::bad_param("end", "may not be null", ""))?;
         let page = page_param(ctx)?;
         let rating = match ctx.param("rating") {
             None | Some("") | Some("all") => None,
             Some("great") => Some(1u8),
             Some("ok") | Some("okay") => Some(2),
             Some("not-good") | Some("not_good") => Some(3),
-            Some(s) => return Err(Reply::bad_param("rating", "must be one of great, ok, not-good, all", s)),
+            Some(s) => {
+                return Err(Reply::bad_param(
+                    "rating",
+                    "must be one of great, ok, not-good, all",
+                    s,
+                ));
+            }
         };
         let asc = match ctx.param("sortOrder") {
             None => false,
@@ -414,15 +649,27 @@ pub fn happiness_ratings(st: &State, ctx: &Ctx) -> Reply {
             Some(s) => return Err(Reply::bad_param("sortOrder", "must be one of ASC, DESC", s)),
         };
         let mailboxes = ids_param(ctx, "mailboxes")?;
-        let types: Option<Vec<ConvType>> = ctx.param("types").filter(|s| !s.is_empty()).map(|s| s.split(',').filter_map(|t| ConvType::parse(t.trim())).collect());
+        let types: Option<Vec<ConvType>> = ctx.param("types").filter(|s| !s.is_empty()).map(|s| {
+            s.split(',')
+                .filter_map(|t| ConvType::parse(t.trim()))
+                .collect()
+        });
         let mut hits = Vec::new();
         if start < end {
             for (&(_, tid), &cid) in st.ratings.range((start, i64::MIN)..(end, i64::MIN)) {
-                let Some(c) = st.convs.get(&cid) else { continue };
-                if mailboxes.as_ref().is_some_and(|m| !m.contains(&c.mailbox_id)) || types.as_ref().is_some_and(|t| !t.contains(&c.kind)) {
+                let Some(c) = st.convs.get(&cid) else {
+                    continue;
+                };
+                if mailboxes
+                    .as_ref()
+                    .is_some_and(|m| !m.contains(&c.mailbox_id))
+                    || types.as_ref().is_some_and(|t| !t.contains(&c.kind))
+                {
                     continue;
                 }
-                let Some(t) = c.threads.iter().find(|t| t.id == tid) else { continue };
+                let Some(t) = c.threads.iter().find(|t| t.id == tid) else {
+                    continue;
+                };
                 let Some(r) = &t.rating else { continue };
                 if rating.is_some_and(|v| v != r.value) {
                     continue;
@@ -434,8 +681,32 @@ pub fn happiness_ratings(st: &State, ctx: &Ctx) -> Reply {
             hits.reverse();
         }
         let count = hits.len();
-        let results: Vec<Value> = hits.iter().skip(paging::offset(page, REPORT_PAGE)).take(REPORT_PAGE).map(|(c, t, r)| render::rating_result(c, t, r)).collect();
-        Ok(Reply::json(200, &json!({"facets": {}, "results": results, "page": page, "pages": paging::total_pages(count, REPORT_PAGE), "count": count})))
+        let results: Vec<Value> = hits
+            .iter()
+            .skip(paging::offset(page, REPORT_PAGE))
+            .take(REPORT_PAGE)
+            .map(|(c, t, r)| render::rating_result(c, t, r))
+            .collect();
+        Ok(Reply::json(
+            200,
+            &json!({"facets": {}, "results": results, "page": page, "pages": paging::total_pages(count, REPORT_PAGE), "count": count}),
+        ))
     })();
     r.unwrap_or_else(|e| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_query_ranges() {
+        let r = parse_query("(modifiedAt:[2024-01-01T00:00:00Z TO *])").unwrap();
+        assert_eq!(r, vec![(RangeField::Modified, Some(1_704_067_200), None)]);
+        let r = parse_query("(createdAt:[* TO 2024-01-01T00:00:00Z] AND status:active)").unwrap();
+        assert_eq!(r, vec![(RangeField::Created, None, Some(1_704_067_200))]);
+        assert!(parse_query("(modifiedAt:[2024-01-01 TO *])").is_err());
+        assert!(parse_query("(modifiedAt:2024)").is_err());
+        assert!(parse_query("(subject:hello)").unwrap().is_empty());
+    }
 }

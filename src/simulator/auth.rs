@@ -36,7 +36,13 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(client_id: &str, client_secret: &str, refresh_token: &str, ttl_secs: u64, seed: u64) -> Auth {
+    pub fn new(
+        client_id: &str,
+        client_secret: &str,
+        refresh_token: &str,
+        ttl_secs: u64,
+        seed: u64,
+    ) -> Auth {
         Auth {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
@@ -56,8 +62,10 @@ impl Auth {
 
     fn issue(&mut self, now_ms: i64, with_refresh: bool) -> Value {
         let at = self.token("sim-at-");
-        self.access.insert(at.clone(), now_ms + self.ttl_secs as i64 * 1000);
-        let mut v = json!({"token_type": "bearer", "access_token": at, "expires_in": self.ttl_secs});
+        self.access
+            .insert(at.clone(), now_ms + self.ttl_secs as i64 * 1000);
+        let mut v =
+            json!({"token_type": "bearer", "access_token": at, "expires_in": self.ttl_secs});
         if with_refresh {
             let rt = self.token("sim-rt-");
             self.refresh.insert(rt.clone());
@@ -67,16 +75,25 @@ impl Auth {
     }
 
     /// Handles `POST /v2/oauth2/token` with its merged parameters.
-    pub fn token_request(&mut self, p: &HashMap<String, String>, now_ms: i64) -> Result<Value, TokenError> {
+    pub fn token_request(
+        &mut self,
+        p: &HashMap<String, String>,
+        now_ms: i64,
+    ) -> Result<Value, TokenError> {
         let grant = p.get("grant_type").map(String::as_str).unwrap_or("");
         if grant.is_empty() {
             return Err(err(400, "invalid_request", Some("Missing grant_type")));
         }
-        if !matches!(grant, "client_credentials" | "refresh_token" | "authorization_code") {
+        if !matches!(
+            grant,
+            "client_credentials" | "refresh_token" | "authorization_code"
+        ) {
             return Err(err(400, "unsupported_grant_type", None));
         }
         let id_ok = p.get("client_id").is_some_and(|v| *v == self.client_id);
-        let secret_ok = p.get("client_secret").is_some_and(|v| *v == self.client_secret);
+        let secret_ok = p
+            .get("client_secret")
+            .is_some_and(|v| *v == self.client_secret);
         if !(id_ok && secret_ok) {
             return Err(err(401, "invalid_client", None));
         }
@@ -85,7 +102,11 @@ impl Auth {
             "authorization_code" => {
                 let code = p.get("code").cloned().unwrap_or_default();
                 if code.is_empty() || !self.used_codes.insert(code) {
-                    return Err(err(400, "invalid_grant", Some("Invalid authorization code")));
+                    return Err(err(
+                        400,
+                        "invalid_grant",
+                        Some("Invalid authorization code"),
+                    ));
                 }
                 Ok(self.issue(now_ms, true))
             }
@@ -119,19 +140,39 @@ mod tests {
     use super::*;
 
     fn params(kv: &[(&str, &str)]) -> HashMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn client_credentials_and_expiry() {
         let mut a = Auth::new("id", "secret", "rt0", 100, 1);
-        let v = a.token_request(&params(&[("grant_type", "client_credentials"), ("client_id", "id"), ("client_secret", "secret")]), 0).unwrap();
+        let v = a
+            .token_request(
+                &params(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "id"),
+                    ("client_secret", "secret"),
+                ]),
+                0,
+            )
+            .unwrap();
         assert!(v.get("refresh_token").is_none());
         assert_eq!(v["expires_in"], 100);
         let t = v["access_token"].as_str().unwrap();
         assert!(a.check(t, 99_999));
         assert!(!a.check(t, 100_000));
-        let e = a.token_request(&params(&[("grant_type", "client_credentials"), ("client_id", "id"), ("client_secret", "bad")]), 0).unwrap_err();
+        let e = a
+            .token_request(
+                &params(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "id"),
+                    ("client_secret", "bad"),
+                ]),
+                0,
+            )
+            .unwrap_err();
         assert_eq!(e.status, 401);
         assert_eq!(e.body, json!({"error": "invalid_client"}));
     }
@@ -139,13 +180,23 @@ mod tests {
     #[test]
     fn refresh_tokens_rotate() {
         let mut a = Auth::new("id", "secret", "rt0", 100, 1);
-        let p = |rt: &str| params(&[("grant_type", "refresh_token"), ("client_id", "id"), ("client_secret", "secret"), ("refresh_token", rt)]);
+        let p = |rt: &str| {
+            params(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "id"),
+                ("client_secret", "secret"),
+                ("refresh_token", rt),
+            ])
+        };
         let v = a.token_request(&p("rt0"), 0).unwrap();
         let rt1 = v["refresh_token"].as_str().unwrap().to_string();
         assert_ne!(rt1, "rt0");
         let e = a.token_request(&p("rt0"), 0).unwrap_err();
         assert_eq!(e.status, 400);
-        assert_eq!(e.body, json!({"error": "invalid_request", "error_description": "Invalid refresh_token"}));
+        assert_eq!(
+            e.body,
+            json!({"error": "invalid_request", "error_description": "Invalid refresh_token"})
+        );
         assert!(a.token_request(&p(&rt1), 0).is_ok());
         assert!(a.token_request(&p(&rt1), 0).is_err());
     }
@@ -153,7 +204,16 @@ mod tests {
     #[test]
     fn expire_all_invalidates() {
         let mut a = Auth::new("id", "secret", "rt0", 100, 1);
-        let v = a.token_request(&params(&[("grant_type", "client_credentials"), ("client_id", "id"), ("client_secret", "secret")]), 0).unwrap();
+        let v = a
+            .token_request(
+                &params(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "id"),
+                    ("client_secret", "secret"),
+                ]),
+                0,
+            )
+            .unwrap();
         let t = v["access_token"].as_str().unwrap().to_string();
         a.expire_all();
         assert!(!a.check(&t, 1));

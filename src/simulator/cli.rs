@@ -56,8 +56,10 @@ impl SimulateArgs {
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
         let faults = match &self.faults {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading the fault plan {}", p.display()))?;
-                serde_json::from_str::<FaultPlan>(&text).with_context(|| format!("parsing the fault plan {}", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the fault plan {}", p.display()))?;
+                serde_json::from_str::<FaultPlan>(&text)
+                    .with_context(|| format!("parsing the fault plan {}", p.display()))?
             }
             None => FaultPlan::default(),
         };
@@ -85,13 +87,14 @@ impl SimulateArgs {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -106,8 +109,15 @@ async fn shutdown_signal() {
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let cfg = args.to_config()?;
     let started = std::time::Instant::now();
-    let sim = Simulator::start(cfg.clone()).await.context("starting the simulator")?;
-    println!("simulator: {} conversations generated in {:.2?} (seed {})", cfg.conversations, started.elapsed(), cfg.seed);
+    let sim = Simulator::start(cfg.clone())
+        .await
+        .context("starting the simulator")?;
+    println!(
+        "simulator: {} conversations generated in {:.2?} (seed {})",
+        cfg.conversations,
+        started.elapsed(),
+        cfg.seed
+    );
     println!("port: {}", sim.addr().port());
     println!("base URL: {}", sim.base_url());
     println!("token URL: {}", sim.token_url());
@@ -137,18 +147,46 @@ mod tests {
     #[test]
     fn flags_become_a_config() {
         let path = std::env::temp_dir().join(format!("sim-faults-{}.json", std::process::id()));
-        std::fs::write(&path, r#"{"rules":[{"path_prefix":"/v2/users","count":2,"kind":{"Status":503}}]}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"rules":[{"path_prefix":"/v2/users","count":2,"kind":{"Status":503}}]}"#,
+        )
+        .unwrap();
         let w = Wrap::try_parse_from([
-            "x", "--port", "4100", "--seed", "9", "--conversations", "50", "--customers", "70", "--plan", "standard",
-            "--rate-limit", "10", "--rate-window-secs", "5", "--token-ttl-secs", "60", "--faults", path.to_str().unwrap(),
-            "--client-secret", "s3",
+            "x",
+            "--port",
+            "4100",
+            "--seed",
+            "9",
+            "--conversations",
+            "50",
+            "--customers",
+            "70",
+            "--plan",
+            "standard",
+            "--rate-limit",
+            "10",
+            "--rate-window-secs",
+            "5",
+            "--token-ttl-secs",
+            "60",
+            "--faults",
+            path.to_str().unwrap(),
+            "--client-secret",
+            "s3",
         ])
         .unwrap();
         let c = w.args.to_config().unwrap();
         std::fs::remove_file(&path).ok();
-        assert_eq!((c.port, c.seed, c.conversations, c.customers), (4100, 9, 50, Some(70)));
+        assert_eq!(
+            (c.port, c.seed, c.conversations, c.customers),
+            (4100, 9, 50, Some(70))
+        );
         assert_eq!(c.plan, Plan::Standard);
-        assert_eq!((c.rate_limit_per_minute, c.rate_window, c.token_ttl_secs), (10, Duration::from_secs(5), 60));
+        assert_eq!(
+            (c.rate_limit_per_minute, c.rate_window, c.token_ttl_secs),
+            (10, Duration::from_secs(5), 60)
+        );
         assert_eq!(c.faults.rules.len(), 1);
         assert_eq!(c.faults.rules[0].count, 2);
         assert_eq!(c.client_secret, "s3");
@@ -157,9 +195,22 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = Wrap::try_parse_from(["x"]).unwrap().args.to_config().unwrap();
+        let c = Wrap::try_parse_from(["x"])
+            .unwrap()
+            .args
+            .to_config()
+            .unwrap();
         let d = SimConfig::default();
-        assert_eq!((c.port, c.conversations, c.customers, c.plan, c.rate_limit_per_minute), (0, d.conversations, None, Plan::Plus, 400));
+        assert_eq!(
+            (
+                c.port,
+                c.conversations,
+                c.customers,
+                c.plan,
+                c.rate_limit_per_minute
+            ),
+            (0, d.conversations, None, Plan::Plus, 400)
+        );
         assert_eq!(c.refresh_token, "demo-refresh-token");
     }
 

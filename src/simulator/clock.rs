@@ -15,7 +15,11 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn new(start_ts: Ts) -> SimClock {
-        SimClock { start_ms: start_ts * 1000, offset_ms: AtomicI64::new(0), started: Instant::now() }
+        SimClock {
+            start_ms: start_ts * 1000,
+            offset_ms: AtomicI64::new(0),
+            started: Instant::now(),
+        }
     }
 
     /// Milliseconds since the epoch on the simulated clock.

@@ -17,7 +17,9 @@ pub fn to_datetime(ts: Ts) -> DateTime<Utc> {
 
 /// An HTTP `Date` header value (RFC 7231 IMF-fixdate).
 pub fn http_date(ts: Ts) -> String {
-    to_datetime(ts).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    to_datetime(ts)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
 
 /// The `customerWaitingSince.friendly` text. The live API renders a relative phrase; the

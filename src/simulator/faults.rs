@@ -35,7 +35,13 @@ fn one() -> u64 {
 
 impl FaultRule {
     pub fn new(path_prefix: Option<&str>, after: u64, count: u64, kind: FaultKind) -> FaultRule {
-        FaultRule { path_prefix: path_prefix.map(str::to_string), method: None, after, count, kind }
+        FaultRule {
+            path_prefix: path_prefix.map(str::to_string),
+            method: None,
+            after,
+            count,
+            kind,
+        }
     }
 }
 
@@ -81,14 +87,22 @@ impl FaultEngine {
     }
 
     /// Counts the request against every matching rule and returns the fault to inject.
-    pub fn on_request(&mut self, method: &str, path: &str, is_token_endpoint: bool) -> Option<FaultKind> {
+    pub fn on_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        is_token_endpoint: bool,
+    ) -> Option<FaultKind> {
         let mut fired = None;
         for (i, r) in self.plan.rules.iter().enumerate() {
             let path_ok = match &r.path_prefix {
                 Some(p) => path.starts_with(p.as_str()),
                 None => !is_token_endpoint,
             };
-            let method_ok = r.method.as_ref().is_none_or(|m| m.eq_ignore_ascii_case(method));
+            let method_ok = r
+                .method
+                .as_ref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method));
             if !(path_ok && method_ok) {
                 continue;
             }
@@ -108,17 +122,31 @@ mod tests {
 
     #[test]
     fn after_and_count_windows() {
-        let mut e = FaultEngine::new(FaultPlan { rules: vec![FaultRule::new(Some("/v2/customers"), 2, 2, FaultKind::Status(503))] });
-        let got: Vec<bool> = (0..6).map(|_| e.on_request("GET", "/v2/customers", false).is_some()).collect();
+        let mut e = FaultEngine::new(FaultPlan {
+            rules: vec![FaultRule::new(
+                Some("/v2/customers"),
+                2,
+                2,
+                FaultKind::Status(503),
+            )],
+        });
+        let got: Vec<bool> = (0..6)
+            .map(|_| e.on_request("GET", "/v2/customers", false).is_some())
+            .collect();
         assert_eq!(got, vec![false, false, true, true, false, false]);
         assert!(e.on_request("GET", "/v2/users", false).is_none());
     }
 
     #[test]
     fn default_prefix_spares_the_token_endpoint() {
-        let mut e = FaultEngine::new(FaultPlan { rules: vec![FaultRule::new(None, 0, 10, FaultKind::TruncatedBody)] });
+        let mut e = FaultEngine::new(FaultPlan {
+            rules: vec![FaultRule::new(None, 0, 10, FaultKind::TruncatedBody)],
+        });
         assert!(e.on_request("POST", "/v2/oauth2/token", true).is_none());
-        assert_eq!(e.on_request("GET", "/v2/users", false), Some(FaultKind::TruncatedBody));
+        assert_eq!(
+            e.on_request("GET", "/v2/users", false),
+            Some(FaultKind::TruncatedBody)
+        );
     }
 
     #[test]

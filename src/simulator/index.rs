@@ -41,7 +41,7 @@ impl SortedVec {
     }
 
     /// The entries with key >= `min_key`.
-    pub fn from_key(&self, min_key: Option<i64>) -> &[(i64, i64)] {
+    pub fn since(&self, min_key: Option<i64>) -> &[(i64, i64)] {
         match min_key {
             None => &self.0,
             Some(k) => {
@@ -99,7 +99,12 @@ pub struct ConvIndex {
 }
 
 fn bucket_keys(c: &Conversation) -> [BucketKey; 4] {
-    [(None, None), (None, Some(c.status)), (Some(c.mailbox_id), None), (Some(c.mailbox_id), Some(c.status))]
+    [
+        (None, None),
+        (None, Some(c.status)),
+        (Some(c.mailbox_id), None),
+        (Some(c.mailbox_id), Some(c.status)),
+    ]
 }
 
 impl ConvIndex {
@@ -170,9 +175,9 @@ mod tests {
         v.insert(4, 7);
         v.remove(9, 4);
         assert_eq!(v.len(), 4);
-        assert_eq!(v.from_key(Some(5)), &[(5, 0), (5, 1)]);
-        assert_eq!(v.from_key(Some(6)).len(), 0);
-        let all = v.from_key(None);
+        assert_eq!(v.since(Some(5)), &[(5, 0), (5, 1)]);
+        assert_eq!(v.since(Some(6)).len(), 0);
+        let all = v.since(None);
         assert_eq!(page_of(all, false, 0, 2), vec![2, 7]);
         assert_eq!(page_of(all, false, 2, 2), vec![0, 1]);
         assert_eq!(page_of(all, true, 0, 3), vec![1, 0, 7]);

@@ -92,7 +92,10 @@ impl Default for SimConfig {
             rate_limit_per_minute: 400,
             rate_window: Duration::from_secs(60),
             token_ttl_secs: 172_800,
-            start_time: Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).single().expect("valid date"),
+            start_time: Utc
+                .with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+                .single()
+                .expect("valid date"),
             client_id: "demo-client-id".into(),
             client_secret: "demo-client-secret".into(),
             refresh_token: "demo-refresh-token".into(),
@@ -104,7 +107,8 @@ impl Default for SimConfig {
 
 impl SimConfig {
     pub fn customer_count(&self) -> usize {
-        self.customers.unwrap_or_else(|| (self.conversations * 6 / 10).max(20))
+        self.customers
+            .unwrap_or_else(|| (self.conversations * 6 / 10).max(20))
     }
 }
 
@@ -161,7 +165,10 @@ impl Inner {
 
     pub fn ground_truth(&self) -> GroundTruth {
         let st = lock(&self.state);
-        GroundTruth { tables: truth::tables(&st), removed_conversations: removed_of(&st) }
+        GroundTruth {
+            tables: truth::tables(&st),
+            removed_conversations: removed_of(&st),
+        }
     }
 
     pub fn removed(&self) -> BTreeMap<i64, Removal> {
@@ -175,7 +182,17 @@ impl Inner {
 }
 
 fn removed_of(st: &state::State) -> BTreeMap<i64, Removal> {
-    st.removed.iter().map(|(id, r)| (*id, r.merged_into.map(Removal::MergedInto).unwrap_or(Removal::Deleted))).collect()
+    st.removed
+        .iter()
+        .map(|(id, r)| {
+            (
+                *id,
+                r.merged_into
+                    .map(Removal::MergedInto)
+                    .unwrap_or(Removal::Deleted),
+            )
+        })
+        .collect()
 }
 
 /// A running simulator. Cheap to clone; `stop` shuts it down.
@@ -190,15 +207,25 @@ impl Simulator {
     /// Generates the account and serves it on 127.0.0.1:`cfg.port`.
     pub async fn start(cfg: SimConfig) -> Result<Simulator, SimError> {
         if cfg.mailboxes == 0 || cfg.users == 0 {
-            return Err(SimError::Config("at least one mailbox and one user are needed".into()));
+            return Err(SimError::Config(
+                "at least one mailbox and one user are needed".into(),
+            ));
         }
         if cfg.rate_limit_per_minute == 0 || cfg.rate_window.is_zero() {
-            return Err(SimError::Config("the rate limit and its window must be positive".into()));
+            return Err(SimError::Config(
+                "the rate limit and its window must be positive".into(),
+            ));
         }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", cfg.port))
             .await
-            .map_err(|source| SimError::Bind { port: cfg.port, source })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind { port: cfg.port, source })?;
+            .map_err(|source| SimError::Bind {
+                port: cfg.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            port: cfg.port,
+            source,
+        })?;
         let params = generator::GenParams {
             seed: cfg.seed,
             conversations: cfg.conversations,
@@ -214,8 +241,17 @@ impl Simulator {
         let inner = Arc::new(Inner {
             clock: clock::SimClock::new(cfg.start_time.timestamp()),
             state: Mutex::new(st),
-            auth: Mutex::new(auth::Auth::new(&cfg.client_id, &cfg.client_secret, &cfg.refresh_token, cfg.token_ttl_secs, cfg.seed)),
-            limiter: Mutex::new(rate_limit::RateLimiter::new(cfg.rate_limit_per_minute, cfg.rate_window.as_millis() as i64)),
+            auth: Mutex::new(auth::Auth::new(
+                &cfg.client_id,
+                &cfg.client_secret,
+                &cfg.refresh_token,
+                cfg.token_ttl_secs,
+                cfg.seed,
+            )),
+            limiter: Mutex::new(rate_limit::RateLimiter::new(
+                cfg.rate_limit_per_minute,
+                cfg.rate_window.as_millis() as i64,
+            )),
             faults: Mutex::new(faults::FaultEngine::new(cfg.faults.clone())),
             stats: Mutex::new(stats::StatsRecorder::default()),
             addr,
@@ -223,7 +259,11 @@ impl Simulator {
         });
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server::serve(listener, inner.clone(), rx));
-        Ok(Simulator { inner, shutdown: Arc::new(Mutex::new(Some(tx))), task: Arc::new(Mutex::new(Some(task))) })
+        Ok(Simulator {
+            inner,
+            shutdown: Arc::new(Mutex::new(Some(tx))),
+            task: Arc::new(Mutex::new(Some(task))),
+        })
     }
 
     /// `http://127.0.0.1:PORT/v2`
@@ -282,8 +322,23 @@ impl Simulator {
 
     /// One table of the ground truth (rows ordered by primary key); `None` for a name that is
     /// not one of [`TABLES`]. Cheaper than [`Simulator::ground_truth`] on large accounts.
-    pub fn ground_truth_table(&self, table: &str) -> Option<Vec<serde_json::Map<String, serde_json::Value>>> {
+    pub fn ground_truth_table(
+        &self,
+        table: &str,
+    ) -> Option<Vec<serde_json::Map<String, serde_json::Value>>> {
         truth::table(&lock(&self.inner.state), table)
+    }
+
+    /// Streams one table of the ground truth, row by row in primary-key order, without
+    /// materialising the whole table (the large tables are built one row at a time). The
+    /// account is locked while it runs: `f` must not call the simulator. False for an unknown
+    /// table name.
+    pub fn for_each_truth_row(
+        &self,
+        table: &str,
+        mut f: impl FnMut(serde_json::Map<String, serde_json::Value>),
+    ) -> bool {
+        truth::for_each_row(&lock(&self.inner.state), table, &mut f)
     }
 
     /// Removed conversations (deleted or merged away) and why.
@@ -304,7 +359,10 @@ impl Simulator {
         let task = lock(&self.task).take();
         if let Some(mut task) = task {
             // In-flight requests (e.g. an injected delay) get a moment, then are cut.
-            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
                 let _ = task.await;
             }

@@ -15,8 +15,12 @@ pub enum ConvStatus {
 }
 
 impl ConvStatus {
-    pub const ALL: [ConvStatus; 4] =
-        [ConvStatus::Active, ConvStatus::Pending, ConvStatus::Closed, ConvStatus::Spam];
+    pub const ALL: [ConvStatus; 4] = [
+        ConvStatus::Active,
+        ConvStatus::Pending,
+        ConvStatus::Closed,
+        ConvStatus::Spam,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -513,7 +517,12 @@ impl Conversation {
 
     /// Recomputes `customerWaitingSince` from the threads.
     pub fn recompute_waiting(&mut self) {
-        let last_customer = self.threads.iter().filter(|t| t.is_from_customer()).map(|t| t.created_at).max();
+        let last_customer = self
+            .threads
+            .iter()
+            .filter(|t| t.is_from_customer())
+            .map(|t| t.created_at)
+            .max();
         let last_written = self
             .threads
             .iter()

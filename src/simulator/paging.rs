@@ -59,14 +59,24 @@ pub fn offset(page: usize, size: usize) -> usize {
 }
 
 /// Builds the envelope of one page. `items` is that page's objects.
-pub fn envelope(req: &ListRequest, key: &str, items: Vec<Value>, page: usize, size: usize, total: usize) -> Value {
+pub fn envelope(
+    req: &ListRequest,
+    key: &str,
+    items: Vec<Value>,
+    page: usize,
+    size: usize,
+    total: usize,
+) -> Value {
     let pages = total_pages(total, size);
     let number = if total == 0 { 0 } else { page };
     let mut links = Map::new();
     links.insert("self".into(), json!({"href": req.href(page)}));
     links.insert("first".into(), json!({"href": req.href(1)}));
     if page > 1 && pages > 0 {
-        links.insert("previous".into(), json!({"href": req.href((page - 1).min(pages))}));
+        links.insert(
+            "previous".into(),
+            json!({"href": req.href((page - 1).min(pages))}),
+        );
     }
     if page < pages {
         links.insert("next".into(), json!({"href": req.href(page + 1)}));
@@ -74,13 +84,19 @@ pub fn envelope(req: &ListRequest, key: &str, items: Vec<Value>, page: usize, si
     if pages > 0 {
         links.insert("last".into(), json!({"href": req.href(pages)}));
     }
-    links.insert("page".into(), json!({"href": req.template(), "templated": true}));
+    links.insert(
+        "page".into(),
+        json!({"href": req.template(), "templated": true}),
+    );
     let mut m = Map::new();
     if !items.is_empty() {
         m.insert("_embedded".into(), json!({ key: items }));
     }
     m.insert("_links".into(), Value::Object(links));
-    m.insert("page".into(), json!({"size": size, "totalElements": total, "totalPages": pages, "number": number}));
+    m.insert(
+        "page".into(),
+        json!({"size": size, "totalElements": total, "totalPages": pages, "number": number}),
+    );
     Value::Object(m)
 }
 
@@ -92,7 +108,10 @@ mod tests {
         ListRequest {
             origin: "http://127.0.0.1:9".into(),
             path: "/v2/conversations".into(),
-            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -107,12 +126,28 @@ mod tests {
 
     #[test]
     fn links_keep_parameters_and_replace_page() {
-        let r = req(&[("status", "all"), ("page", "2"), ("modifiedSince", "2024-01-01T00:00:00Z")]);
+        let r = req(&[
+            ("status", "all"),
+            ("page", "2"),
+            ("modifiedSince", "2024-01-01T00:00:00Z"),
+        ]);
         let v = envelope(&r, "conversations", vec![json!({"id": 1})], 2, 25, 60);
-        assert_eq!(v["_links"]["next"]["href"], "http://127.0.0.1:9/v2/conversations?status=all&modifiedSince=2024-01-01T00%3A00%3A00Z&page=3");
-        assert_eq!(v["_links"]["previous"]["href"], "http://127.0.0.1:9/v2/conversations?status=all&modifiedSince=2024-01-01T00%3A00%3A00Z&page=1");
-        assert_eq!(v["_links"]["page"]["href"], "http://127.0.0.1:9/v2/conversations?status=all&modifiedSince=2024-01-01T00%3A00%3A00Z{&page}");
-        assert_eq!(v["page"], json!({"size": 25, "totalElements": 60, "totalPages": 3, "number": 2}));
+        assert_eq!(
+            v["_links"]["next"]["href"],
+            "http://127.0.0.1:9/v2/conversations?status=all&modifiedSince=2024-01-01T00%3A00%3A00Z&page=3"
+        );
+        assert_eq!(
+            v["_links"]["previous"]["href"],
+            "http://127.0.0.1:9/v2/conversations?status=all&modifiedSince=2024-01-01T00%3A00%3A00Z&page=1"
+        );
+        assert_eq!(
+            v["_links"]["page"]["href"],
+            "http://127.0.0.1:9/v2/conversations?status=all&modifiedSince=2024-01-01T00%3A00%3A00Z{&page}"
+        );
+        assert_eq!(
+            v["page"],
+            json!({"size": 25, "totalElements": 60, "totalPages": 3, "number": 2})
+        );
         let last = envelope(&r, "conversations", vec![json!({"id": 1})], 3, 25, 60);
         assert!(last["_links"].get("next").is_none());
     }
@@ -124,7 +159,10 @@ mod tests {
         assert!(v.get("_embedded").is_none());
         assert_eq!(v["page"]["number"], 0);
         assert!(v["_links"].get("next").is_none());
-        assert_eq!(v["_links"]["page"]["href"], "http://127.0.0.1:9/v2/conversations{?page}");
+        assert_eq!(
+            v["_links"]["page"]["href"],
+            "http://127.0.0.1:9/v2/conversations{?page}"
+        );
         let past = envelope(&r, "conversations", vec![], 9, 25, 30);
         assert!(past.get("_embedded").is_none());
         assert!(past["_links"].get("next").is_none());

@@ -17,7 +17,12 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(limit: u32, window_ms: i64) -> RateLimiter {
-        RateLimiter { limit, window_ms: window_ms.max(1), window_start_ms: None, used: 0 }
+        RateLimiter {
+            limit,
+            window_ms: window_ms.max(1),
+            window_start_ms: None,
+            used: 0,
+        }
     }
 
     pub fn limit(&self) -> u32 {
@@ -45,9 +50,13 @@ impl RateLimiter {
         self.roll(now_ms);
         if self.used + weight <= self.limit {
             self.used += weight;
-            Decision::Allowed { remaining: self.limit - self.used }
+            Decision::Allowed {
+                remaining: self.limit - self.used,
+            }
         } else {
-            Decision::Limited { retry_after_secs: self.retry_after(now_ms) }
+            Decision::Limited {
+                retry_after_secs: self.retry_after(now_ms),
+            }
         }
     }
 
@@ -69,8 +78,18 @@ mod tests {
         assert_eq!(r.check(1_000, 1), Decision::Allowed { remaining: 4 });
         assert_eq!(r.check(2_000, 2), Decision::Allowed { remaining: 2 });
         assert_eq!(r.check(3_000, 2), Decision::Allowed { remaining: 0 });
-        assert_eq!(r.check(3_500, 1), Decision::Limited { retry_after_secs: 58 });
-        assert_eq!(r.check(60_500, 1), Decision::Limited { retry_after_secs: 1 });
+        assert_eq!(
+            r.check(3_500, 1),
+            Decision::Limited {
+                retry_after_secs: 58
+            }
+        );
+        assert_eq!(
+            r.check(60_500, 1),
+            Decision::Limited {
+                retry_after_secs: 1
+            }
+        );
         assert_eq!(r.remaining(60_999), 0);
         // The window started at 1,000 ms: it refreshes at 61,000 ms.
         assert_eq!(r.check(61_000, 1), Decision::Allowed { remaining: 4 });
@@ -80,7 +99,12 @@ mod tests {
     fn writes_do_not_fit_in_one_unit() {
         let mut r = RateLimiter::new(3, 1_000);
         assert_eq!(r.check(0, 2), Decision::Allowed { remaining: 1 });
-        assert_eq!(r.check(1, 2), Decision::Limited { retry_after_secs: 1 });
+        assert_eq!(
+            r.check(1, 2),
+            Decision::Limited {
+                retry_after_secs: 1
+            }
+        );
         assert_eq!(r.check(2, 1), Decision::Allowed { remaining: 0 });
     }
 }

@@ -39,12 +39,18 @@ pub fn thread(st: &State, t: &Thread, base: &str) -> Value {
     m.insert("status".into(), json!(t.status));
     m.insert("state".into(), json!(t.state));
     if let Some(a) = &t.action {
-        m.insert("action".into(), json!({"type": a.kind, "text": a.text, "associatedEntities": {}}));
+        m.insert(
+            "action".into(),
+            json!({"type": a.kind, "text": a.text, "associatedEntities": {}}),
+        );
     }
     if let Some(b) = t.body_text(st.seed) {
         m.insert("body".into(), json!(b));
     }
-    m.insert("source".into(), json!({"type": t.source_type, "via": t.source_via}));
+    m.insert(
+        "source".into(),
+        json!({"type": t.source_type, "via": t.source_via}),
+    );
     m.insert("customer".into(), person(&t.customer, false, true));
     m.insert("createdBy".into(), person(&t.created_by, true, false));
     if let Some(a) = &t.assigned_to {
@@ -79,8 +85,16 @@ pub fn thread(st: &State, t: &Thread, base: &str) -> Value {
         })
         .collect();
     m.insert("_embedded".into(), json!({"attachments": atts}));
-    let creator_link = if t.created_by.kind == PersonKind::Customer { "createdByCustomer" } else { "createdByUser" };
-    let creator_path = if t.created_by.kind == PersonKind::Customer { "customers" } else { "users" };
+    let creator_link = if t.created_by.kind == PersonKind::Customer {
+        "createdByCustomer"
+    } else {
+        "createdByUser"
+    };
+    let creator_path = if t.created_by.kind == PersonKind::Customer {
+        "customers"
+    } else {
+        "users"
+    };
     m.insert(
         "_links".into(),
         json!({creator_link: {"href": format!("{base}/{creator_path}/{}", t.created_by.id)},
@@ -92,7 +106,7 @@ pub fn thread(st: &State, t: &Thread, base: &str) -> Value {
 /// Threads newest first, as `/threads` and `embed=threads` list them.
 pub fn threads_newest_first(c: &Conversation) -> Vec<&Thread> {
     let mut v: Vec<&Thread> = c.threads.iter().collect();
-    v.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    v.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
     v
 }
 
@@ -122,9 +136,15 @@ pub fn conversation(st: &State, c: &Conversation, base: &str, embed_threads: boo
     }
     m.insert("userUpdatedAt".into(), json!(fmt_ts(c.user_updated_at)));
     if let Some((t, from)) = c.customer_waiting_since {
-        m.insert("customerWaitingSince".into(), json!({"time": fmt_ts(t), "friendly": friendly(t), "latestReplyFrom": from}));
+        m.insert(
+            "customerWaitingSince".into(),
+            json!({"time": fmt_ts(t), "friendly": friendly(t), "latestReplyFrom": from}),
+        );
     }
-    m.insert("source".into(), json!({"type": c.source_type, "via": c.source_via}));
+    m.insert(
+        "source".into(),
+        json!({"type": c.source_type, "via": c.source_via}),
+    );
     let tags: Vec<Value> = c
         .tags
         .iter()
@@ -134,7 +154,10 @@ pub fn conversation(st: &State, c: &Conversation, base: &str, embed_threads: boo
     m.insert("tags".into(), Value::Array(tags));
     m.insert("cc".into(), json!(c.cc));
     m.insert("bcc".into(), json!(c.bcc));
-    m.insert("primaryCustomer".into(), person(&c.primary_customer, true, false));
+    m.insert(
+        "primaryCustomer".into(),
+        person(&c.primary_customer, true, false),
+    );
     if let Some((until, by)) = c.snooze_until {
         m.insert("snooze".into(), json!({"snoozedBy": by, "snoozedUntil": fmt_ts(until), "unsnoozeOnCustomerReply": true}));
     }
@@ -143,7 +166,10 @@ pub fn conversation(st: &State, c: &Conversation, base: &str, embed_threads: boo
         .custom_fields
         .iter()
         .map(|v| {
-            let name = mb.and_then(|m| m.fields.iter().find(|f| f.id == v.field_id)).map(|f| f.name.clone()).unwrap_or_default();
+            let name = mb
+                .and_then(|m| m.fields.iter().find(|f| f.id == v.field_id))
+                .map(|f| f.name.clone())
+                .unwrap_or_default();
             json!({"id": v.field_id, "name": name, "value": v.value, "text": v.text})
         })
         .collect();
@@ -173,7 +199,11 @@ pub fn conversation(st: &State, c: &Conversation, base: &str, embed_threads: boo
 }
 
 fn entries(v: &[Entry]) -> Value {
-    Value::Array(v.iter().map(|e| json!({"id": e.id, "value": e.value, "type": e.kind})).collect())
+    Value::Array(
+        v.iter()
+            .map(|e| json!({"id": e.id, "value": e.value, "type": e.kind}))
+            .collect(),
+    )
 }
 
 pub fn customer(c: &Customer, base: &str) -> Value {
@@ -203,7 +233,15 @@ pub fn customer(c: &Customer, base: &str) -> Value {
     e.insert("phones".into(), entries(&c.phones));
     e.insert("chats".into(), entries(&c.chats));
     e.insert("social_profiles".into(), entries(&c.social_profiles));
-    e.insert("websites".into(), Value::Array(c.websites.iter().map(|w| json!({"id": w.id, "value": w.value})).collect()));
+    e.insert(
+        "websites".into(),
+        Value::Array(
+            c.websites
+                .iter()
+                .map(|w| json!({"id": w.id, "value": w.value}))
+                .collect(),
+        ),
+    );
     e.insert(
         "properties".into(),
         Value::Array(
@@ -252,7 +290,11 @@ pub fn mailbox(m: &Mailbox, base: &str) -> Value {
 }
 
 pub fn field(f: &Field) -> Value {
-    let opts: Vec<Value> = f.options.iter().map(|o| json!({"id": o.id, "order": o.order, "label": o.label})).collect();
+    let opts: Vec<Value> = f
+        .options
+        .iter()
+        .map(|o| json!({"id": o.id, "order": o.order, "label": o.label}))
+        .collect();
     json!({"id": f.id, "name": f.name, "type": f.kind, "order": f.order, "required": f.required, "options": opts})
 }
 
@@ -278,7 +320,10 @@ pub fn user(u: &User, base: &str) -> Value {
     put_opt(&mut m, "jobTitle", &u.job_title);
     put_opt(&mut m, "phone", &u.phone);
     m.insert("alternateEmails".into(), json!(u.alternate_emails));
-    m.insert("_links".into(), json!({"self": {"href": format!("{base}/users/{}", u.id)}}));
+    m.insert(
+        "_links".into(),
+        json!({"self": {"href": format!("{base}/users/{}", u.id)}}),
+    );
     Value::Object(m)
 }
 

@@ -26,7 +26,12 @@ pub fn log_ref() -> String {
 
 impl Reply {
     pub fn json_with(status: u16, content_type: &'static str, v: &Value) -> Reply {
-        Reply { status, content_type: Some(content_type), headers: vec![], body: serde_json::to_vec(v).unwrap_or_default() }
+        Reply {
+            status,
+            content_type: Some(content_type),
+            headers: vec![],
+            body: serde_json::to_vec(v).unwrap_or_default(),
+        }
     }
 
     pub fn hal(v: &Value) -> Reply {
@@ -38,11 +43,21 @@ impl Reply {
     }
 
     pub fn empty(status: u16) -> Reply {
-        Reply { status, content_type: None, headers: vec![], body: vec![] }
+        Reply {
+            status,
+            content_type: None,
+            headers: vec![],
+            body: vec![],
+        }
     }
 
     pub fn html(status: u16, body: &str) -> Reply {
-        Reply { status, content_type: Some(HTML), headers: vec![], body: body.as_bytes().to_vec() }
+        Reply {
+            status,
+            content_type: Some(HTML),
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     pub fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
@@ -56,7 +71,11 @@ impl Reply {
             .into_iter()
             .map(|e| json!({"path": e.path, "message": e.message, "rejectedValue": e.rejected, "source": e.source}))
             .collect();
-        Reply::json_with(400, VND_ERROR, &json!({"logRef": log_ref(), "message": "Bad request", "_embedded": {"errors": errs}}))
+        Reply::json_with(
+            400,
+            VND_ERROR,
+            &json!({"logRef": log_ref(), "message": "Bad request", "_embedded": {"errors": errs}}),
+        )
     }
 
     pub fn bad_param(path: &str, message: &str, rejected: &str) -> Reply {
@@ -68,7 +87,10 @@ impl Reply {
     }
 
     pub fn internal_error() -> Reply {
-        Reply::json(500, &json!({"logRef": log_ref(), "message": "Internal error"}))
+        Reply::json(
+            500,
+            &json!({"logRef": log_ref(), "message": "Internal error"}),
+        )
     }
 
     pub fn unauthorized() -> Reply {
@@ -77,7 +99,8 @@ impl Reply {
     }
 
     pub fn rate_limited(retry_after: u64) -> Reply {
-        Reply::json(429, &json!({"message": "API rate limit exceeded"})).header("X-RateLimit-Retry-After", retry_after.to_string())
+        Reply::json(429, &json!({"message": "API rate limit exceeded"}))
+            .header("X-RateLimit-Retry-After", retry_after.to_string())
     }
 
     /// A gateway error page (not JSON), as load balancers send for 502/503/504.
@@ -90,7 +113,9 @@ impl Reply {
         };
         Reply::html(
             status,
-            &format!("<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"),
+            &format!(
+                "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
+            ),
         )
     }
 }
@@ -105,10 +130,20 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn param(path: &str, message: &str, rejected: &str) -> FieldError {
-        FieldError { path: path.to_string(), message: message.to_string(), rejected: json!(rejected), source: "PARAMETER" }
+        FieldError {
+            path: path.to_string(),
+            message: message.to_string(),
+            rejected: json!(rejected),
+            source: "PARAMETER",
+        }
     }
 
     pub fn body(path: &str, message: &str, rejected: Value) -> FieldError {
-        FieldError { path: path.to_string(), message: message.to_string(), rejected, source: "JSON" }
+        FieldError {
+            path: path.to_string(),
+            message: message.to_string(),
+            rejected,
+            source: "JSON",
+        }
     }
 }

@@ -25,7 +25,11 @@ use super::rate_limit::Decision;
 use super::reply::Reply;
 use super::{Inner, Plan, lock, writes};
 
-pub async fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>, stop: oneshot::Receiver<()>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    inner: Arc<Inner>,
+    stop: oneshot::Receiver<()>,
+) {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -49,9 +53,16 @@ pub async fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>, stop: o
 
 // ---------------------------------------------------------------- admin
 
-async fn admin_advance(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn admin_advance(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let Some(secs) = q.get("seconds").and_then(|s| s.parse::<i64>().ok()) else {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"message": "seconds=N is required"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"message": "seconds=N is required"})),
+        )
+            .into_response();
     };
     inner.clock.advance_ms(secs * 1000);
     axum::Json(json!({"now": fmt_ts(inner.clock.now_ts())})).into_response()
@@ -61,7 +72,10 @@ async fn admin_now(State(inner): State<Arc<Inner>>) -> Response {
     axum::Json(json!({"now": fmt_ts(inner.clock.now_ts())})).into_response()
 }
 
-async fn admin_mutate(State(inner): State<Arc<Inner>>, axum::Json(plan): axum::Json<MutationPlan>) -> Response {
+async fn admin_mutate(
+    State(inner): State<Arc<Inner>>,
+    axum::Json(plan): axum::Json<MutationPlan>,
+) -> Response {
     let inner2 = inner.clone();
     match tokio::task::spawn_blocking(move || inner2.mutate(&plan)).await {
         Ok(rep) => axum::Json(rep).into_response(),
@@ -69,7 +83,10 @@ async fn admin_mutate(State(inner): State<Arc<Inner>>, axum::Json(plan): axum::J
     }
 }
 
-async fn admin_faults(State(inner): State<Arc<Inner>>, axum::Json(plan): axum::Json<FaultPlan>) -> Response {
+async fn admin_faults(
+    State(inner): State<Arc<Inner>>,
+    axum::Json(plan): axum::Json<FaultPlan>,
+) -> Response {
     lock(&inner.faults).set(plan);
     StatusCode::NO_CONTENT.into_response()
 }
@@ -129,7 +146,10 @@ fn route(path: &str) -> (Route, &'static str) {
             None => (Route::Unknown, "other"),
         },
         ["", "v2", "conversations", x, "threads"] => match id(x) {
-            Some(i) => (Route::ConversationThreads(i), "/v2/conversations/{id}/threads"),
+            Some(i) => (
+                Route::ConversationThreads(i),
+                "/v2/conversations/{id}/threads",
+            ),
             None => (Route::Unknown, "other"),
         },
         ["", "v2", "customers"] => (Route::Customers, "/v2/customers"),
@@ -154,7 +174,9 @@ fn route(path: &str) -> (Route, &'static str) {
         },
         ["", "v2", "workflows"] => (Route::Workflows, "/v2/workflows"),
         ["", "v2", "tags"] => (Route::Tags, "/v2/tags"),
-        ["", "v2", "reports", "happiness", "ratings"] => (Route::Ratings, "/v2/reports/happiness/ratings"),
+        ["", "v2", "reports", "happiness", "ratings"] => {
+            (Route::Ratings, "/v2/reports/happiness/ratings")
+        }
         _ => (Route::Unknown, "other"),
     }
 }
@@ -166,15 +188,23 @@ fn is_write(method: &str) -> bool {
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get("authorization")?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 /// Token parameters: query string, then a form or JSON body on top.
 fn token_params(query: &str, headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
-    let mut p: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut p: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if ct.contains("json") || body.first() == Some(&b'{') {
-        if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(body)
+        {
             for (k, v) in m {
                 let s = match v {
                     serde_json::Value::String(s) => s,
@@ -203,7 +233,9 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await.unwrap_or_default();
+    let body = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
     let (route, template) = route(&path);
     if !path.starts_with("/v2/") && path != "/v2" {
         return Reply::not_found("Not found").into_response_parts_only();
@@ -230,7 +262,10 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 }
             }
             if method != "POST" {
-                break 'reply Reply::json(405, &json!({"error": "invalid_request", "error_description": "POST required"}));
+                break 'reply Reply::json(
+                    405,
+                    &json!({"error": "invalid_request", "error_description": "POST required"}),
+                );
             }
             let p = token_params(&query, &headers, &body);
             let now_ms = inner.clock.now_ms();
@@ -242,7 +277,9 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
 
         // Authentication.
         let token = bearer(&headers);
-        let authed = token.as_deref().is_some_and(|t| lock(&inner.auth).check(t, inner.clock.now_ms()));
+        let authed = token
+            .as_deref()
+            .is_some_and(|t| lock(&inner.auth).check(t, inner.clock.now_ms()));
         if !authed {
             break 'reply Reply::unauthorized();
         }
@@ -281,12 +318,22 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         }
 
         let base = inner.base_url();
-        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         let inner2 = inner.clone();
         let m = method.clone();
         // Handlers are synchronous and hold the state lock: run them off the async workers.
         let r = tokio::task::spawn_blocking(move || {
-            let ctx = Ctx { base: &base, list: ListRequest { origin: inner2.origin(), path: path.clone(), params }, now: inner2.clock.now_ts() };
+            let ctx = Ctx {
+                base: &base,
+                list: ListRequest {
+                    origin: inner2.origin(),
+                    path: path.clone(),
+                    params,
+                },
+                now: inner2.clock.now_ts(),
+            };
             handle(&inner2, &m, route, &ctx, &body, drift)
         })
         .await;
@@ -300,11 +347,21 @@ fn status_fault(status: u16) -> Reply {
         500 => Reply::internal_error(),
         502..=504 => Reply::gateway(status),
         429 => Reply::rate_limited(1),
-        s => Reply::json(s, &json!({"logRef": super::reply::log_ref(), "message": "Injected error"})),
+        s => Reply::json(
+            s,
+            &json!({"logRef": super::reply::log_ref(), "message": "Injected error"}),
+        ),
     }
 }
 
-fn handle(inner: &Inner, method: &str, route: Route, ctx: &Ctx, body: &[u8], drift: Option<usize>) -> Reply {
+fn handle(
+    inner: &Inner,
+    method: &str,
+    route: Route,
+    ctx: &Ctx,
+    body: &[u8],
+    drift: Option<usize>,
+) -> Reply {
     let mut st = lock(&inner.state);
     let st = &mut *st;
     let now = ctx.now;
@@ -328,18 +385,32 @@ fn handle(inner: &Inner, method: &str, route: Route, ctx: &Ctx, body: &[u8], dri
         ("GET", Route::Tags) => api::list_tags(st, ctx),
         ("GET", Route::Ratings) => {
             if inner.cfg.plan == Plan::Standard {
-                Reply::json(403, &json!({"logRef": super::reply::log_ref(), "message": "Reports are not available on the Standard plan"}))
+                Reply::json(
+                    403,
+                    &json!({"logRef": super::reply::log_ref(), "message": "Reports are not available on the Standard plan"}),
+                )
             } else {
                 api::happiness_ratings(st, ctx)
             }
         }
         (_, Route::Unknown) => Reply::not_found("Not found"),
-        _ => Reply::json(405, &json!({"logRef": super::reply::log_ref(), "message": "Method not allowed"})),
+        _ => Reply::json(
+            405,
+            &json!({"logRef": super::reply::log_ref(), "message": "Method not allowed"}),
+        ),
     }
 }
 
 /// Adds the `Date` and rate-limit headers, applies body faults, records the request.
-fn finish(inner: &Inner, method: &str, template: &str, reply: Reply, remaining: Option<u32>, faulted: bool, after: After) -> Response {
+fn finish(
+    inner: &Inner,
+    method: &str,
+    template: &str,
+    reply: Reply,
+    remaining: Option<u32>,
+    faulted: bool,
+    after: After,
+) -> Response {
     let now_ms = inner.clock.now_ms();
     let (limit, remaining) = {
         let mut l = lock(&inner.limiter);
@@ -348,7 +419,8 @@ fn finish(inner: &Inner, method: &str, template: &str, reply: Reply, remaining: 
     };
     lock(&inner.stats).record(method, template, reply.status, faulted);
 
-    let mut b = Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut b = Response::builder()
+        .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     let hs = b.headers_mut().expect("builder");
     let mut put = |k: &str, v: &str| {
         if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
@@ -371,12 +443,18 @@ fn finish(inner: &Inner, method: &str, template: &str, reply: Reply, remaining: 
         After::Drop => {
             put("content-length", &body.len().to_string());
             let half = body.slice(0..body.len() / 2);
-            let chunks: Vec<Result<Bytes, std::io::Error>> =
-                vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection dropped by fault injection"))];
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "connection dropped by fault injection",
+                )),
+            ];
             Body::from_stream(futures::stream::iter(chunks))
         }
     };
-    b.body(body).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    b.body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 impl Reply {
@@ -385,7 +463,8 @@ impl Reply {
         let mut r = Response::new(Body::from(self.body));
         *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::NOT_FOUND);
         if let Some(ct) = self.content_type {
-            r.headers_mut().insert("content-type", HeaderValue::from_static(ct));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static(ct));
         }
         r
     }
@@ -397,23 +476,46 @@ mod tests {
 
     #[test]
     fn routes_and_templates() {
-        assert_eq!(route("/v2/conversations/12/threads"), (Route::ConversationThreads(12), "/v2/conversations/{id}/threads"));
-        assert_eq!(route("/v2/conversations/"), (Route::Conversations, "/v2/conversations"));
+        assert_eq!(
+            route("/v2/conversations/12/threads"),
+            (
+                Route::ConversationThreads(12),
+                "/v2/conversations/{id}/threads"
+            )
+        );
+        assert_eq!(
+            route("/v2/conversations/"),
+            (Route::Conversations, "/v2/conversations")
+        );
         assert_eq!(route("/v2/conversations/abc").0, Route::Unknown);
         assert_eq!(route("/v2/reports/happiness/ratings").0, Route::Ratings);
-        assert_eq!(route("/v2/teams/3/members"), (Route::TeamMembers(3), "/v2/teams/{id}/members"));
+        assert_eq!(
+            route("/v2/teams/3/members"),
+            (Route::TeamMembers(3), "/v2/teams/{id}/members")
+        );
     }
 
     #[test]
     fn token_parameters_from_every_place() {
         let mut h = HeaderMap::new();
-        h.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
-        let p = token_params("client_id=a", &h, b"grant_type=client_credentials&client_secret=s%20x");
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let p = token_params(
+            "client_id=a",
+            &h,
+            b"grant_type=client_credentials&client_secret=s%20x",
+        );
         assert_eq!(p["client_id"], "a");
         assert_eq!(p["client_secret"], "s x");
         let mut h = HeaderMap::new();
         h.insert("content-type", HeaderValue::from_static("application/json"));
-        let p = token_params("", &h, br#"{"grant_type":"refresh_token","refresh_token":"r"}"#);
+        let p = token_params(
+            "",
+            &h,
+            br#"{"grant_type":"refresh_token","refresh_token":"r"}"#,
+        );
         assert_eq!(p["refresh_token"], "r");
     }
 }

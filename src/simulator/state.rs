@@ -85,10 +85,21 @@ impl State {
     }
 
     /// The folder a conversation lives in, from its mailbox, status and assignee.
-    pub fn folder_for(&self, mailbox_id: i64, status: ConvStatus, assignee: Option<&PersonRef>) -> i64 {
-        let Some(mb) = self.mailbox(mailbox_id) else { return 0 };
+    pub fn folder_for(
+        &self,
+        mailbox_id: i64,
+        status: ConvStatus,
+        assignee: Option<&PersonRef>,
+    ) -> i64 {
+        let Some(mb) = self.mailbox(mailbox_id) else {
+            return 0;
+        };
         let find = |kind: FolderKind, user: i64| {
-            mb.folders.iter().find(|f| f.kind == kind && f.user_id == user).map(|f| f.id).unwrap_or(0)
+            mb.folders
+                .iter()
+                .find(|f| f.kind == kind && f.user_id == user)
+                .map(|f| f.id)
+                .unwrap_or(0)
         };
         match status {
             ConvStatus::Spam => find(FolderKind::Spam, 0),
@@ -96,7 +107,11 @@ impl State {
             ConvStatus::Active | ConvStatus::Pending => match assignee {
                 Some(p) => {
                     let mine = find(FolderKind::Mine, p.id);
-                    if mine != 0 { mine } else { find(FolderKind::Assigned, 0) }
+                    if mine != 0 {
+                        mine
+                    } else {
+                        find(FolderKind::Assigned, 0)
+                    }
                 }
                 None => find(FolderKind::Unassigned, 0),
             },
@@ -106,20 +121,21 @@ impl State {
     fn effects(&self, c: &Conversation) -> Effects {
         let active = i64::from(c.status == ConvStatus::Active);
         let mut v = vec![(c.folder_id, 1, active)];
-        if c.assignee.is_some() && matches!(c.status, ConvStatus::Active | ConvStatus::Pending) {
-            if let Some(mb) = self.mailbox(c.mailbox_id) {
-                if let Some(f) = mb.folders.iter().find(|f| f.kind == FolderKind::Assigned) {
-                    if f.id != c.folder_id {
-                        v.push((f.id, 1, active));
-                    }
-                }
-            }
+        if c.assignee.is_some()
+            && matches!(c.status, ConvStatus::Active | ConvStatus::Pending)
+            && let Some(mb) = self.mailbox(c.mailbox_id)
+            && let Some(f) = mb.folders.iter().find(|f| f.kind == FolderKind::Assigned)
+            && f.id != c.folder_id
+        {
+            v.push((f.id, 1, active));
         }
         v
     }
 
     fn apply_effects(&mut self, mailbox_id: i64, effects: &Effects, sign: i64, now: Option<Ts>) {
-        let Some(mb) = self.mailboxes.iter_mut().find(|m| m.id == mailbox_id) else { return };
+        let Some(mb) = self.mailboxes.iter_mut().find(|m| m.id == mailbox_id) else {
+            return;
+        };
         for (fid, total, active) in effects {
             if let Some(f) = mb.folders.iter_mut().find(|f| f.id == *fid) {
                 f.total_count += sign * total;
@@ -165,7 +181,12 @@ impl State {
 
     /// Changes a conversation: `f` edits it, then the folder is re-derived, the hidden
     /// modified time is set to `now`, and indexes and counts follow.
-    pub fn update_conv<R>(&mut self, id: i64, now: Ts, f: impl FnOnce(&mut Conversation, &State) -> R) -> Option<R> {
+    pub fn update_conv<R>(
+        &mut self,
+        id: i64,
+        now: Ts,
+        f: impl FnOnce(&mut Conversation, &State) -> R,
+    ) -> Option<R> {
         let mut c = self.convs.remove(&id)?;
         let before = self.effects(&c);
         self.conv_idx.remove(&c);
@@ -191,7 +212,12 @@ impl State {
     }
 
     /// Changes a customer: `updatedAt` becomes `now` and the snapshot follows.
-    pub fn update_customer<R>(&mut self, id: i64, now: Ts, f: impl FnOnce(&mut Customer) -> R) -> Option<R> {
+    pub fn update_customer<R>(
+        &mut self,
+        id: i64,
+        now: Ts,
+        f: impl FnOnce(&mut Customer) -> R,
+    ) -> Option<R> {
         let c = self.customers.get_mut(&id)?;
         self.cust_idx.modified.remove(c.updated_at, c.id);
         let r = f(c);
@@ -203,10 +229,18 @@ impl State {
 
     pub fn rebuild_indexes(&mut self) {
         self.conv_idx = ConvIndex::build(self.convs.values());
-        self.cust_idx.created =
-            SortedVec::from_unsorted(self.customers.values().map(|c| (c.created_at, c.id)).collect());
-        self.cust_idx.modified =
-            SortedVec::from_unsorted(self.customers.values().map(|c| (c.updated_at, c.id)).collect());
+        self.cust_idx.created = SortedVec::from_unsorted(
+            self.customers
+                .values()
+                .map(|c| (c.created_at, c.id))
+                .collect(),
+        );
+        self.cust_idx.modified = SortedVec::from_unsorted(
+            self.customers
+                .values()
+                .map(|c| (c.updated_at, c.id))
+                .collect(),
+        );
         self.ratings.clear();
         let mut ratings = BTreeMap::new();
         for c in self.convs.values() {
@@ -227,7 +261,11 @@ impl State {
                 f.active_count = 0;
             }
         }
-        let all: Vec<(i64, Effects)> = self.convs.values().map(|c| (c.mailbox_id, self.effects(c))).collect();
+        let all: Vec<(i64, Effects)> = self
+            .convs
+            .values()
+            .map(|c| (c.mailbox_id, self.effects(c)))
+            .collect();
         for (mb, eff) in all {
             self.apply_effects(mb, &eff, 1, None);
         }

@@ -27,7 +27,11 @@ pub struct EndpointStat {
 impl RequestStats {
     /// Requests to an endpoint with any status.
     pub fn count(&self, method: &str, endpoint: &str) -> u64 {
-        self.by_endpoint.iter().filter(|e| e.method == method && e.endpoint == endpoint).map(|e| e.count).sum()
+        self.by_endpoint
+            .iter()
+            .filter(|e| e.method == method && e.endpoint == endpoint)
+            .map(|e| e.count)
+            .sum()
     }
 
     /// Requests to an endpoint answered with `status`.
@@ -50,7 +54,10 @@ pub struct StatsRecorder {
 
 impl StatsRecorder {
     pub fn record(&mut self, method: &str, endpoint: &str, status: u16, faulted: bool) {
-        *self.counts.entry((method.to_string(), endpoint.to_string(), status)).or_default() += 1;
+        *self
+            .counts
+            .entry((method.to_string(), endpoint.to_string(), status))
+            .or_default() += 1;
         self.total += 1;
         if status == 429 {
             self.rate_limited += 1;
@@ -68,7 +75,12 @@ impl StatsRecorder {
             by_endpoint: self
                 .counts
                 .iter()
-                .map(|((m, e, s), c)| EndpointStat { method: m.clone(), endpoint: e.clone(), status: *s, count: *c })
+                .map(|((m, e, s), c)| EndpointStat {
+                    method: m.clone(),
+                    endpoint: e.clone(),
+                    status: *s,
+                    count: *c,
+                })
                 .collect(),
         }
     }

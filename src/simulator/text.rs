@@ -8,29 +8,124 @@ use rand_chacha::ChaCha8Rng;
 use super::model::ThreadType;
 
 pub const FIRST_NAMES: &[&str] = &[
-    "Alice", "Bob", "Chloé", "Dmitri", "Émile", "Fatima", "Günther", "Hana", "Ivan", "José",
-    "Kenji", "Léa", "Mohammed", "Nadia", "Oliver", "Priya", "Quentin", "Rosa", "Søren", "Tomás",
-    "Uma", "Valentina", "Wei", "Xavier", "Yuki", "Zoë", "Ana", "Björn", "Camille", "Darius",
-    "Elif", "Farah", "Grace", "Hugo", "Ingrid", "Jamal", "Katarzyna", "Liam", "Mei", "Noor",
-    "陈", "さくら", "محمد", "Ólafur", "Paweł", "Renée", "Siobhán", "Thảo", "Ünal", "Zeynep",
+    "Alice",
+    "Bob",
+    "Chloé",
+    "Dmitri",
+    "Émile",
+    "Fatima",
+    "Günther",
+    "Hana",
+    "Ivan",
+    "José",
+    "Kenji",
+    "Léa",
+    "Mohammed",
+    "Nadia",
+    "Oliver",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Søren",
+    "Tomás",
+    "Uma",
+    "Valentina",
+    "Wei",
+    "Xavier",
+    "Yuki",
+    "Zoë",
+    "Ana",
+    "Björn",
+    "Camille",
+    "Darius",
+    "Elif",
+    "Farah",
+    "Grace",
+    "Hugo",
+    "Ingrid",
+    "Jamal",
+    "Katarzyna",
+    "Liam",
+    "Mei",
+    "Noor",
+    "陈",
+    "さくら",
+    "محمد",
+    "Ólafur",
+    "Paweł",
+    "Renée",
+    "Siobhán",
+    "Thảo",
+    "Ünal",
+    "Zeynep",
 ];
 
 pub const LAST_NAMES: &[&str] = &[
-    "Smith", "García", "Müller", "Nguyễn", "O'Brien", "Kowalski", "Rossi", "Dubois", "Yamamoto",
-    "Kim", "Johansson", "Ivanova", "Fernández", "Østergaard", "Silva", "Novák", "Papadopoulos",
-    "Haddad", "Cohen", "Singh", "Brown", "Martin", "Lefèvre", "Schröder", "Walker", "Tanaka",
-    "李", "王", "佐藤", "العلي", "Ben-David", "van der Berg", "D'Angelo", "Łukasiewicz",
+    "Smith",
+    "García",
+    "Müller",
+    "Nguyễn",
+    "O'Brien",
+    "Kowalski",
+    "Rossi",
+    "Dubois",
+    "Yamamoto",
+    "Kim",
+    "Johansson",
+    "Ivanova",
+    "Fernández",
+    "Østergaard",
+    "Silva",
+    "Novák",
+    "Papadopoulos",
+    "Haddad",
+    "Cohen",
+    "Singh",
+    "Brown",
+    "Martin",
+    "Lefèvre",
+    "Schröder",
+    "Walker",
+    "Tanaka",
+    "李",
+    "王",
+    "佐藤",
+    "العلي",
+    "Ben-David",
+    "van der Berg",
+    "D'Angelo",
+    "Łukasiewicz",
 ];
 
 pub const COMPANIES: &[&str] = &[
-    "Acme Corp", "Globex", "Initech", "Umbrella GmbH", "Société Générale de Test", "株式会社テスト",
-    "Stark Industries", "Wayne Enterprises", "Hooli", "Pied Piper", "Vandelay Industries",
-    "Ørsted & Søn", "شركة المثال", "Tyrell <Corp>", "Cyberdyne Systems",
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella GmbH",
+    "Société Générale de Test",
+    "株式会社テスト",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Hooli",
+    "Pied Piper",
+    "Vandelay Industries",
+    "Ørsted & Søn",
+    "شركة المثال",
+    "Tyrell <Corp>",
+    "Cyberdyne Systems",
 ];
 
 pub const JOB_TITLES: &[&str] = &[
-    "CTO", "Office Manager", "Head of Support", "Développeuse", "Accountant", "Founder",
-    "Product Manager", "エンジニア", "Operations Lead", "Student",
+    "CTO",
+    "Office Manager",
+    "Head of Support",
+    "Développeuse",
+    "Accountant",
+    "Founder",
+    "Product Manager",
+    "エンジニア",
+    "Operations Lead",
+    "Student",
 ];
 
 pub const CITIES: &[(&str, Option<&str>, &str)] = &[
@@ -47,8 +142,16 @@ pub const CITIES: &[(&str, Option<&str>, &str)] = &[
 ];
 
 pub const TIMEZONES: &[&str] = &[
-    "America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Paris", "Europe/Berlin",
-    "Asia/Tokyo", "Australia/Sydney", "America/Sao_Paulo", "Asia/Kolkata", "UTC",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "UTC",
 ];
 
 pub const SUBJECTS: &[&str] = &[
@@ -124,8 +227,21 @@ const HOSTILE: &[&str] = &[
 ];
 
 pub const TAG_NAMES: &[&str] = &[
-    "billing", "bug", "feature-request", "vip", "refund", "urgent", "onboarding", "ünïcode",
-    "日本語", "🔥hot", "api", "integration", "churn-risk", "feedback", "shipping",
+    "billing",
+    "bug",
+    "feature-request",
+    "vip",
+    "refund",
+    "urgent",
+    "onboarding",
+    "ünïcode",
+    "日本語",
+    "🔥hot",
+    "api",
+    "integration",
+    "churn-risk",
+    "feedback",
+    "shipping",
 ];
 
 pub const COLORS: &[&str] = &[
@@ -133,16 +249,33 @@ pub const COLORS: &[&str] = &[
 ];
 
 pub const WORKFLOW_NAMES: &[&str] = &[
-    "Auto-tag VIP customers", "Close stale pending", "Route billing to Billing team",
-    "Escalate angry customers 😡", "Spam filter", "Weekend auto-reply", "Assign chats round-robin",
+    "Auto-tag VIP customers",
+    "Close stale pending",
+    "Route billing to Billing team",
+    "Escalate angry customers 😡",
+    "Spam filter",
+    "Weekend auto-reply",
+    "Assign chats round-robin",
     "Flag <unknown> senders",
 ];
 
-pub const FIELD_LABELS: &[&str] = &["Bug", "Question", "Feature request", "Billing", "Other 🤷", "Réclamation"];
+pub const FIELD_LABELS: &[&str] = &[
+    "Bug",
+    "Question",
+    "Feature request",
+    "Billing",
+    "Other 🤷",
+    "Réclamation",
+];
 
 /// Picks one element (pools are never empty).
 pub fn pick<'a, T>(rng: &mut ChaCha8Rng, pool: &'a [T]) -> &'a T {
     pool.choose(rng).expect("non-empty pool")
+}
+
+/// Picks one string of a pool of static strings.
+pub fn pick_str(rng: &mut ChaCha8Rng, pool: &[&'static str]) -> &'static str {
+    pool.choose(rng).copied().expect("non-empty pool")
 }
 
 /// An ASCII-ish local part for an email address, from a name.
@@ -214,7 +347,8 @@ pub fn comment(rng: &mut ChaCha8Rng) -> String {
 /// The body of a generated thread: a pure function of the account seed and the thread id,
 /// so that half a million bodies need not be kept in memory.
 pub fn generated_body(seed: u64, thread_id: i64, kind: ThreadType) -> String {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (thread_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (thread_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let lines = match kind {
         ThreadType::Note => NOTE_LINES,
         ThreadType::Message | ThreadType::ForwardParent | ThreadType::Phone => AGENT_LINES,
@@ -223,10 +357,10 @@ pub fn generated_body(seed: u64, thread_id: i64, kind: ThreadType) -> String {
     let n = rng.random_range(1..=3);
     let mut body = String::new();
     if matches!(kind, ThreadType::Chat | ThreadType::BeaconChat) {
-        body.push_str(*pick(&mut rng, lines));
+        body.push_str(pick_str(&mut rng, lines));
         if rng.random_bool(0.1) {
             body.push(' ');
-            body.push_str(*pick(&mut rng, HOSTILE));
+            body.push_str(pick_str(&mut rng, HOSTILE));
         }
         return body;
     }
@@ -235,11 +369,11 @@ pub fn generated_body(seed: u64, thread_id: i64, kind: ThreadType) -> String {
     }
     for _ in 0..n {
         body.push_str("<p>");
-        body.push_str(*pick(&mut rng, lines));
+        body.push_str(pick_str(&mut rng, lines));
         body.push_str("</p>");
     }
     if kind == ThreadType::Customer && rng.random_bool(0.12) {
-        body.push_str(*pick(&mut rng, HOSTILE));
+        body.push_str(pick_str(&mut rng, HOSTILE));
     }
     if kind == ThreadType::Message {
         body.push_str("<p>Best,<br>The Support Team</p>");
@@ -286,8 +420,9 @@ mod tests {
     fn bodies_are_deterministic_and_varied() {
         let a = generated_body(7, 123, ThreadType::Customer);
         assert_eq!(a, generated_body(7, 123, ThreadType::Customer));
-        let distinct: std::collections::HashSet<String> =
-            (0..50).map(|i| generated_body(7, i, ThreadType::Customer)).collect();
+        let distinct: std::collections::HashSet<String> = (0..50)
+            .map(|i| generated_body(7, i, ThreadType::Customer))
+            .collect();
         assert!(distinct.len() > 10);
     }
 
@@ -299,7 +434,10 @@ mod tests {
 
     #[test]
     fn slugs_and_emails_are_ascii() {
-        assert_eq!(slug("Escalate angry customers 😡"), "escalate-angry-customers");
+        assert_eq!(
+            slug("Escalate angry customers 😡"),
+            "escalate-angry-customers"
+        );
         assert_eq!(email_local("Zoë", "Østergaard"), "zoe.ostergaard");
         assert_eq!(email_local("陈", "李"), "user");
     }

@@ -36,7 +36,9 @@ fn opt_ts(t: Option<Ts>) -> Value {
 }
 
 fn opt_s(s: &Option<String>) -> Value {
-    s.as_ref().map(|s| Value::String(s.clone())).unwrap_or(Value::Null)
+    s.as_ref()
+        .map(|s| Value::String(s.clone()))
+        .unwrap_or(Value::Null)
 }
 
 /// Which members of the person object a context of the API carries.
@@ -96,7 +98,9 @@ fn conversation_row(st: &State, c: &Conversation) -> Row {
         .custom_fields
         .iter()
         .map(|v| {
-            let name = mb.and_then(|m| m.fields.iter().find(|f| f.id == v.field_id)).map(|f| f.name.clone());
+            let name = mb
+                .and_then(|m| m.fields.iter().find(|f| f.id == v.field_id))
+                .map(|f| f.name.clone());
             json!({"id": v.field_id, "name": name, "value": v.value, "text": v.text})
         })
         .collect();
@@ -143,7 +147,11 @@ fn conversation_row(st: &State, c: &Conversation) -> Row {
 }
 
 fn entries(v: &[Entry]) -> Value {
-    Value::Array(v.iter().map(|e| json!({"id": e.id, "value": e.value, "type": e.kind})).collect())
+    Value::Array(
+        v.iter()
+            .map(|e| json!({"id": e.id, "value": e.value, "type": e.kind}))
+            .collect(),
+    )
 }
 
 fn customer_row(c: &Customer) -> Row {
@@ -173,7 +181,10 @@ fn customer_row(c: &Customer) -> Row {
 
 /// All 11 tables, rows ordered by primary key.
 pub fn tables(st: &State) -> BTreeMap<String, Vec<Row>> {
-    TABLES.iter().map(|t| (t.to_string(), table(st, t).unwrap_or_default())).collect()
+    TABLES
+        .iter()
+        .map(|t| (t.to_string(), table(st, t).unwrap_or_default()))
+        .collect()
 }
 
 fn sorted_convs(st: &State) -> Vec<&Conversation> {
@@ -186,6 +197,38 @@ fn sorted_mailboxes(st: &State) -> Vec<&Mailbox> {
     let mut v: Vec<&Mailbox> = st.mailboxes.iter().collect();
     v.sort_by_key(|m| m.id);
     v
+}
+
+/// Calls `f` with each row of a table in primary-key order, building one row at a time for
+/// the large tables (constant memory). False for an unknown table name.
+pub fn for_each_row(st: &State, name: &str, f: &mut dyn FnMut(Row)) -> bool {
+    match name {
+        "conversations" => sorted_convs(st)
+            .into_iter()
+            .for_each(|c| f(conversation_row(st, c))),
+        "conversation_threads" => {
+            let mut ids: Vec<(i64, i64, usize)> = Vec::new();
+            for c in st.convs.values() {
+                for (i, t) in c.threads.iter().enumerate() {
+                    ids.push((t.id, c.id, i));
+                }
+            }
+            ids.sort_unstable();
+            for (_, cid, i) in ids {
+                f(thread_row(st, cid, &st.convs[&cid].threads[i]));
+            }
+        }
+        "customers" => {
+            let mut ids: Vec<i64> = st.customers.keys().copied().collect();
+            ids.sort_unstable();
+            ids.iter().for_each(|id| f(customer_row(&st.customers[id])));
+        }
+        other => match table(st, other) {
+            Some(rows) => rows.into_iter().for_each(f),
+            None => return false,
+        },
+    }
+    true
 }
 
 /// One table's rows, ordered by primary key (`None` for an unknown table name).
@@ -306,17 +349,141 @@ pub fn table(st: &State, name: &str) -> Option<Vec<Row>> {
 /// The columns of each table, as the data contract lists them.
 pub fn contract_columns(table: &str) -> &'static [&'static str] {
     match table {
-        "conversation_threads" => &["action", "assigned_to", "attachments", "bcc", "body", "cc", "conversation_id", "created_at", "created_by", "customer", "id", "opened_at", "saved_reply_id", "source", "state", "status", "to", "type"],
-        "conversations" => &["assignee", "bcc", "cc", "closed_at", "closed_by", "created_at", "created_by", "custom_fields", "customer_waiting_since", "folder_id", "id", "mailbox_id", "number", "preview", "primary_customer", "source", "state", "status", "subject", "tags", "threads", "type", "updated_at", "user_updated_at"],
-        "customers" => &["address", "age", "background", "chats", "created_at", "emails", "first_name", "gender", "id", "job_title", "last_name", "location", "organization", "phones", "photo_type", "photo_url", "properties", "social_profiles", "updated_at", "websites"],
-        "happiness_ratings_report" => &["conversation_id", "rating", "rating_comments", "rating_created_at", "rating_customer_id", "rating_customer_name", "rating_id", "rating_user_id", "rating_user_name", "thread_created_at", "thread_id", "type"],
-        "mailbox_fields" => &["id", "mailbox_id", "name", "options", "order", "required", "type"],
-        "mailbox_folders" => &["active_count", "id", "mailbox_id", "name", "total_count", "type", "updated_at", "user_id"],
+        "conversation_threads" => &[
+            "action",
+            "assigned_to",
+            "attachments",
+            "bcc",
+            "body",
+            "cc",
+            "conversation_id",
+            "created_at",
+            "created_by",
+            "customer",
+            "id",
+            "opened_at",
+            "saved_reply_id",
+            "source",
+            "state",
+            "status",
+            "to",
+            "type",
+        ],
+        "conversations" => &[
+            "assignee",
+            "bcc",
+            "cc",
+            "closed_at",
+            "closed_by",
+            "created_at",
+            "created_by",
+            "custom_fields",
+            "customer_waiting_since",
+            "folder_id",
+            "id",
+            "mailbox_id",
+            "number",
+            "preview",
+            "primary_customer",
+            "source",
+            "state",
+            "status",
+            "subject",
+            "tags",
+            "threads",
+            "type",
+            "updated_at",
+            "user_updated_at",
+        ],
+        "customers" => &[
+            "address",
+            "age",
+            "background",
+            "chats",
+            "created_at",
+            "emails",
+            "first_name",
+            "gender",
+            "id",
+            "job_title",
+            "last_name",
+            "location",
+            "organization",
+            "phones",
+            "photo_type",
+            "photo_url",
+            "properties",
+            "social_profiles",
+            "updated_at",
+            "websites",
+        ],
+        "happiness_ratings_report" => &[
+            "conversation_id",
+            "rating",
+            "rating_comments",
+            "rating_created_at",
+            "rating_customer_id",
+            "rating_customer_name",
+            "rating_id",
+            "rating_user_id",
+            "rating_user_name",
+            "thread_created_at",
+            "thread_id",
+            "type",
+        ],
+        "mailbox_fields" => &[
+            "id",
+            "mailbox_id",
+            "name",
+            "options",
+            "order",
+            "required",
+            "type",
+        ],
+        "mailbox_folders" => &[
+            "active_count",
+            "id",
+            "mailbox_id",
+            "name",
+            "total_count",
+            "type",
+            "updated_at",
+            "user_id",
+        ],
         "mailboxes" => &["created_at", "email", "id", "name", "slug", "updated_at"],
         "team_members" => &["team_id", "user_id"],
-        "teams" => &["created_at", "id", "initials", "mention", "name", "photo_url", "timezone", "updated_at"],
-        "users" => &["created_at", "email", "first_name", "id", "last_name", "photo_url", "role", "timezone", "type", "updated_at"],
-        "workflows" => &["created_at", "id", "mailbox_id", "modified_at", "name", "order", "status", "type"],
+        "teams" => &[
+            "created_at",
+            "id",
+            "initials",
+            "mention",
+            "name",
+            "photo_url",
+            "timezone",
+            "updated_at",
+        ],
+        "users" => &[
+            "created_at",
+            "email",
+            "first_name",
+            "id",
+            "last_name",
+            "photo_url",
+            "role",
+            "timezone",
+            "type",
+            "updated_at",
+        ],
+        "workflows" => &[
+            "created_at",
+            "id",
+            "mailbox_id",
+            "modified_at",
+            "name",
+            "order",
+            "status",
+            "type",
+        ],
         _ => &[],
     }
 }
@@ -324,7 +491,9 @@ pub fn contract_columns(table: &str) -> &'static [&'static str] {
 /// The primary key columns of each table.
 pub fn primary_key(table: &str) -> &'static [&'static str] {
     match table {
-        "happiness_ratings_report" => &["conversation_id", "rating_created_at", "rating_customer_id"],
+        "happiness_ratings_report" => {
+            &["conversation_id", "rating_created_at", "rating_customer_id"]
+        }
         "team_members" => &["team_id", "user_id"],
         _ => &["id"],
     }
@@ -333,27 +502,82 @@ pub fn primary_key(table: &str) -> &'static [&'static str] {
 /// Every documented join: (left table, left path, right table, right path); paths use dots
 /// for nested members.
 pub const JOINS: &[(&str, &str, &str, &str)] = &[
-    ("conversation_threads", "conversation_id", "conversations", "id"),
-    ("conversation_threads", "customer.id", "conversations", "primary_customer.id"),
-    ("conversation_threads", "assigned_to.id", "conversations", "assignee.id"),
-    ("conversation_threads", "created_by.id", "conversations", "assignee.id"),
-    ("conversation_threads", "assigned_to.id", "conversations", "closed_by"),
-    ("conversation_threads", "created_by.id", "conversations", "closed_by"),
-    ("conversation_threads", "assigned_to.id", "conversations", "created_by.id"),
-    ("conversation_threads", "created_by.id", "conversations", "created_by.id"),
+    (
+        "conversation_threads",
+        "conversation_id",
+        "conversations",
+        "id",
+    ),
+    (
+        "conversation_threads",
+        "customer.id",
+        "conversations",
+        "primary_customer.id",
+    ),
+    (
+        "conversation_threads",
+        "assigned_to.id",
+        "conversations",
+        "assignee.id",
+    ),
+    (
+        "conversation_threads",
+        "created_by.id",
+        "conversations",
+        "assignee.id",
+    ),
+    (
+        "conversation_threads",
+        "assigned_to.id",
+        "conversations",
+        "closed_by",
+    ),
+    (
+        "conversation_threads",
+        "created_by.id",
+        "conversations",
+        "closed_by",
+    ),
+    (
+        "conversation_threads",
+        "assigned_to.id",
+        "conversations",
+        "created_by.id",
+    ),
+    (
+        "conversation_threads",
+        "created_by.id",
+        "conversations",
+        "created_by.id",
+    ),
     ("conversation_threads", "customer.id", "customers", "id"),
     ("conversation_threads", "assigned_to.id", "users", "id"),
     ("conversation_threads", "created_by.id", "users", "id"),
     ("conversations", "primary_customer.id", "customers", "id"),
     ("conversations", "folder_id", "mailbox_folders", "id"),
-    ("conversations", "mailbox_id", "mailbox_folders", "mailbox_id"),
-    ("conversations", "mailbox_id", "mailbox_fields", "mailbox_id"),
+    (
+        "conversations",
+        "mailbox_id",
+        "mailbox_folders",
+        "mailbox_id",
+    ),
+    (
+        "conversations",
+        "mailbox_id",
+        "mailbox_fields",
+        "mailbox_id",
+    ),
     ("conversations", "mailbox_id", "mailboxes", "id"),
     ("conversations", "mailbox_id", "workflows", "mailbox_id"),
     ("conversations", "assignee.id", "users", "id"),
     ("conversations", "closed_by", "users", "id"),
     ("conversations", "created_by.id", "users", "id"),
-    ("mailbox_fields", "mailbox_id", "mailbox_folders", "mailbox_id"),
+    (
+        "mailbox_fields",
+        "mailbox_id",
+        "mailbox_folders",
+        "mailbox_id",
+    ),
     ("mailbox_fields", "mailbox_id", "mailboxes", "id"),
     ("mailbox_fields", "mailbox_id", "workflows", "mailbox_id"),
     ("mailbox_folders", "mailbox_id", "mailboxes", "id"),
@@ -361,10 +585,25 @@ pub const JOINS: &[(&str, &str, &str, &str)] = &[
     ("mailboxes", "id", "workflows", "mailbox_id"),
     ("team_members", "team_id", "teams", "id"),
     ("team_members", "user_id", "users", "id"),
-    ("happiness_ratings_report", "conversation_id", "conversations", "id"),
-    ("happiness_ratings_report", "thread_id", "conversation_threads", "id"),
+    (
+        "happiness_ratings_report",
+        "conversation_id",
+        "conversations",
+        "id",
+    ),
+    (
+        "happiness_ratings_report",
+        "thread_id",
+        "conversation_threads",
+        "id",
+    ),
     ("happiness_ratings_report", "rating_user_id", "users", "id"),
-    ("happiness_ratings_report", "rating_customer_id", "customers", "id"),
+    (
+        "happiness_ratings_report",
+        "rating_customer_id",
+        "customers",
+        "id",
+    ),
 ];
 
 /// Reads a dotted path of a row.
@@ -384,7 +623,15 @@ mod tests {
     use std::collections::HashSet;
 
     fn truth(n: usize) -> BTreeMap<String, Vec<Row>> {
-        let st = generate(&GenParams { seed: 7, conversations: n, customers: (n * 6 / 10).max(20), mailboxes: 3, users: 12, teams: 3, start: 1_780_315_200 });
+        let st = generate(&GenParams {
+            seed: 7,
+            conversations: n,
+            customers: (n * 6 / 10).max(20),
+            mailboxes: 3,
+            users: 12,
+            teams: 3,
+            start: 1_780_315_200,
+        });
         tables(&st)
     }
 
@@ -402,10 +649,28 @@ mod tests {
         }
         // Person objects carry all six members, snake_case.
         let r = &t["conversation_threads"][0];
-        let keys: HashSet<&str> = r["customer"].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["id", "type", "first", "last", "email", "photo_url"].into_iter().collect());
-        assert!(t["conversations"].iter().any(|r| r["customer_waiting_since"].get("latest_reply_from").is_some()));
-        assert!(t["customers"].iter().any(|r| r["address"].get("postal_code").is_some()));
+        let keys: HashSet<&str> = r["customer"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["id", "type", "first", "last", "email", "photo_url"]
+                .into_iter()
+                .collect()
+        );
+        assert!(t["conversations"].iter().any(|r| {
+            r["customer_waiting_since"]
+                .get("latest_reply_from")
+                .is_some()
+        }));
+        assert!(
+            t["customers"]
+                .iter()
+                .any(|r| r["address"].get("postal_code").is_some())
+        );
     }
 
     #[test]
@@ -426,12 +691,26 @@ mod tests {
     fn every_documented_join_matches_rows() {
         let t = truth(600);
         for (lt, lp, rt, rp) in JOINS {
-            let left: HashSet<String> = t[*lt].iter().filter_map(|r| path(r, lp)).map(|v| v.to_string()).collect();
-            let right: HashSet<String> = t[*rt].iter().filter_map(|r| path(r, rp)).map(|v| v.to_string()).collect();
-            assert!(left.intersection(&right).next().is_some(), "{lt}.{lp} = {rt}.{rp} matches nothing");
+            let left: HashSet<String> = t[*lt]
+                .iter()
+                .filter_map(|r| path(r, lp))
+                .map(|v| v.to_string())
+                .collect();
+            let right: HashSet<String> = t[*rt]
+                .iter()
+                .filter_map(|r| path(r, rp))
+                .map(|v| v.to_string())
+                .collect();
+            assert!(
+                left.intersection(&right).next().is_some(),
+                "{lt}.{lp} = {rt}.{rp} matches nothing"
+            );
         }
         // The stronger, per-conversation versions of the thread joins hold too.
-        let convs: BTreeMap<i64, &Row> = t["conversations"].iter().map(|r| (r["id"].as_i64().unwrap(), r)).collect();
+        let convs: BTreeMap<i64, &Row> = t["conversations"]
+            .iter()
+            .map(|r| (r["id"].as_i64().unwrap(), r))
+            .collect();
         let same_conv = |lp: &str, rp: &str| {
             t["conversation_threads"].iter().any(|th| {
                 let c = convs[&th["conversation_id"].as_i64().unwrap()];
@@ -440,13 +719,22 @@ mod tests {
         };
         for (lt, lp, rt, rp) in JOINS {
             if *lt == "conversation_threads" && *rt == "conversations" && *lp != "conversation_id" {
-                assert!(same_conv(lp, rp), "no thread with {lp} = its conversation's {rp}");
+                assert!(
+                    same_conv(lp, rp),
+                    "no thread with {lp} = its conversation's {rp}"
+                );
             }
         }
         // Folder ids are real folders of the same mailbox.
-        let folders: HashSet<(i64, i64)> = t["mailbox_folders"].iter().map(|r| (r["id"].as_i64().unwrap(), r["mailbox_id"].as_i64().unwrap())).collect();
+        let folders: HashSet<(i64, i64)> = t["mailbox_folders"]
+            .iter()
+            .map(|r| (r["id"].as_i64().unwrap(), r["mailbox_id"].as_i64().unwrap()))
+            .collect();
         for c in &t["conversations"] {
-            assert!(folders.contains(&(c["folder_id"].as_i64().unwrap(), c["mailbox_id"].as_i64().unwrap())));
+            assert!(folders.contains(&(
+                c["folder_id"].as_i64().unwrap(),
+                c["mailbox_id"].as_i64().unwrap()
+            )));
         }
     }
 
@@ -455,7 +743,10 @@ mod tests {
         let t = truth(300);
         for c in &t["conversations"] {
             let u = c["user_updated_at"].as_str().unwrap();
-            let w = c["customer_waiting_since"].get("time").and_then(Value::as_str).unwrap_or("");
+            let w = c["customer_waiting_since"]
+                .get("time")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             assert_eq!(c["updated_at"].as_str().unwrap(), u.max(w));
         }
     }

@@ -10,20 +10,32 @@ use super::state::State;
 /// A plausible email address: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn valid_email(s: &str) -> bool {
     let mut parts = s.split('@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || c == ',' || c == '<' || c == '>')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == ',' || c == '<' || c == '>')
 }
 
 fn created_reply(base: &str, kind: &str, id: i64) -> Reply {
-    Reply::empty(201).header("Resource-ID", id.to_string()).header("Location", format!("{base}/{kind}/{id}"))
+    Reply::empty(201)
+        .header("Resource-ID", id.to_string())
+        .header("Location", format!("{base}/{kind}/{id}"))
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, Reply> {
-    serde_json::from_slice(body).map_err(|e| Reply::validation(vec![FieldError::body("", &format!("Malformed JSON: {e}"), Value::Null)]))
+    serde_json::from_slice(body).map_err(|e| {
+        Reply::validation(vec![FieldError::body(
+            "",
+            &format!("Malformed JSON: {e}"),
+            Value::Null,
+        )])
+    })
 }
 
 fn str_field(v: &Value, k: &str) -> Option<String> {
@@ -32,10 +44,19 @@ fn str_field(v: &Value, k: &str) -> Option<String> {
 
 fn find_customer_by_email(st: &State, email: &str) -> Option<i64> {
     let lower = email.to_lowercase();
-    st.customers.values().filter(|c| c.emails.iter().any(|e| e.value.to_lowercase() == lower)).map(|c| c.id).min()
+    st.customers
+        .values()
+        .filter(|c| c.emails.iter().any(|e| e.value.to_lowercase() == lower))
+        .map(|c| c.id)
+        .min()
 }
 
-fn new_customer_record(st: &mut State, now: Ts, first: Option<String>, last: Option<String>) -> Customer {
+fn new_customer_record(
+    st: &mut State,
+    now: Ts,
+    first: Option<String>,
+    last: Option<String>,
+) -> Customer {
     st.ids.customer += 1;
     let id = st.ids.customer;
     let mut c = Customer {
@@ -62,7 +83,14 @@ fn new_customer_record(st: &mut State, now: Ts, first: Option<String>, last: Opt
         properties: vec![],
         address: None,
         loyalty_tier: None,
-        snap: std::sync::Arc::new(Person { id, kind: PersonKind::Customer, first: None, last: None, email: None, photo_url: None }),
+        snap: std::sync::Arc::new(Person {
+            id,
+            kind: PersonKind::Customer,
+            first: None,
+            last: None,
+            email: None,
+            photo_url: None,
+        }),
     };
     c.refresh_snap();
     c
@@ -77,12 +105,20 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
     let mut errors = Vec::new();
     let subject = str_field(&v, "subject").unwrap_or_default();
     if subject.trim().is_empty() {
-        errors.push(FieldError::body("subject", "may not be empty", v.get("subject").cloned().unwrap_or(Value::Null)));
+        errors.push(FieldError::body(
+            "subject",
+            "may not be empty",
+            v.get("subject").cloned().unwrap_or(Value::Null),
+        ));
     }
     let kind = match v.get("type").and_then(Value::as_str) {
         None => ConvType::Email,
         Some(t) => ConvType::parse(t).unwrap_or_else(|| {
-            errors.push(FieldError::body("type", "must be one of email, chat, phone", json!(t)));
+            errors.push(FieldError::body(
+                "type",
+                "must be one of email, chat, phone",
+                json!(t),
+            ));
             ConvType::Email
         }),
     };
@@ -90,7 +126,11 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
         None => ConvStatus::Active,
         Some(s) => match ConvStatus::parse(s) {
             Some(ConvStatus::Spam) | None => {
-                errors.push(FieldError::body("status", "must be one of active, pending, closed", json!(s)));
+                errors.push(FieldError::body(
+                    "status",
+                    "must be one of active, pending, closed",
+                    json!(s),
+                ));
                 ConvStatus::Active
             }
             Some(s) => s,
@@ -100,26 +140,60 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
     let cust_email = str_field(&customer, "email");
     let cust_id = customer.get("id").and_then(Value::as_i64);
     match (&cust_email, cust_id) {
-        (None, None) => errors.push(FieldError::body("customer", "may not be null", customer.clone())),
-        (Some(e), _) if !valid_email(e) => errors.push(FieldError::body("customer.email", "must be a well-formed email address", json!(e))),
+        (None, None) => errors.push(FieldError::body(
+            "customer",
+            "may not be null",
+            customer.clone(),
+        )),
+        (Some(e), _) if !valid_email(e) => errors.push(FieldError::body(
+            "customer.email",
+            "must be a well-formed email address",
+            json!(e),
+        )),
         _ => {}
     }
-    let threads = v.get("threads").and_then(Value::as_array).cloned().unwrap_or_default();
+    let threads = v
+        .get("threads")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if threads.is_empty() {
-        errors.push(FieldError::body("threads", "may not be empty", v.get("threads").cloned().unwrap_or(Value::Null)));
+        errors.push(FieldError::body(
+            "threads",
+            "may not be empty",
+            v.get("threads").cloned().unwrap_or(Value::Null),
+        ));
     }
     for (i, t) in threads.iter().enumerate() {
         let ty = t.get("type").and_then(Value::as_str).unwrap_or("");
         if !matches!(ty, "customer" | "reply" | "note" | "chat" | "phone") {
-            errors.push(FieldError::body(&format!("threads[{i}].type"), "must be one of customer, reply, note, chat, phone", json!(ty)));
+            errors.push(FieldError::body(
+                &format!("threads[{i}].type"),
+                "must be one of customer, reply, note, chat, phone",
+                json!(ty),
+            ));
         }
-        if t.get("text").and_then(Value::as_str).is_none_or(|s| s.is_empty()) {
-            errors.push(FieldError::body(&format!("threads[{i}].text"), "may not be empty", t.get("text").cloned().unwrap_or(Value::Null)));
+        if t.get("text")
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.is_empty())
+        {
+            errors.push(FieldError::body(
+                &format!("threads[{i}].text"),
+                "may not be empty",
+                t.get("text").cloned().unwrap_or(Value::Null),
+            ));
         }
-        if let Some(e) = t.get("customer").and_then(|c| c.get("email")).and_then(Value::as_str) {
-            if !valid_email(e) {
-                errors.push(FieldError::body(&format!("threads[{i}].customer.email"), "must be a well-formed email address", json!(e)));
-            }
+        if let Some(e) = t
+            .get("customer")
+            .and_then(|c| c.get("email"))
+            .and_then(Value::as_str)
+            && !valid_email(e)
+        {
+            errors.push(FieldError::body(
+                &format!("threads[{i}].customer.email"),
+                "must be a well-formed email address",
+                json!(e),
+            ));
         }
     }
     let created_at = match v.get("createdAt").and_then(Value::as_str) {
@@ -130,18 +204,25 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
         }),
     };
     let assign_to = v.get("assignTo").and_then(Value::as_i64);
-    if let Some(u) = assign_to {
-        if st.user(u).is_none() {
-            errors.push(FieldError::body("assignTo", "unknown user", json!(u)));
-        }
+    if let Some(u) = assign_to
+        && st.user(u).is_none()
+    {
+        errors.push(FieldError::body("assignTo", "unknown user", json!(u)));
     }
     let mailbox_id = v.get("mailboxId").and_then(Value::as_i64);
     if mailbox_id.is_none() {
-        errors.push(FieldError::body("mailboxId", "may not be null", v.get("mailboxId").cloned().unwrap_or(Value::Null)));
+        errors.push(FieldError::body(
+            "mailboxId",
+            "may not be null",
+            v.get("mailboxId").cloned().unwrap_or(Value::Null),
+        ));
     }
     // Custom fields: the id must be one of the mailbox's fields; dropdowns take an option id.
     let mut custom = Vec::new();
-    if let (Some(fields), Some(mb)) = (v.get("fields").and_then(Value::as_array), mailbox_id.and_then(|m| st.mailbox(m))) {
+    if let (Some(fields), Some(mb)) = (
+        v.get("fields").and_then(Value::as_array),
+        mailbox_id.and_then(|m| st.mailbox(m)),
+    ) {
         for (i, f) in fields.iter().enumerate() {
             let fid = f.get("id").and_then(Value::as_i64).unwrap_or(0);
             let value = match f.get("value") {
@@ -150,12 +231,30 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
                 _ => String::new(),
             };
             match mb.fields.iter().find(|x| x.id == fid) {
-                None => errors.push(FieldError::body(&format!("fields[{i}].id"), "unknown field", json!(fid))),
-                Some(def) if def.kind == "dropdown" => match def.options.iter().find(|o| o.id.to_string() == value) {
-                    Some(o) => custom.push(CustomFieldValue { field_id: fid, value, text: o.label.clone() }),
-                    None => errors.push(FieldError::body(&format!("fields[{i}].value"), "not an option of the field", json!(value))),
-                },
-                Some(_) => custom.push(CustomFieldValue { field_id: fid, text: value.clone(), value }),
+                None => errors.push(FieldError::body(
+                    &format!("fields[{i}].id"),
+                    "unknown field",
+                    json!(fid),
+                )),
+                Some(def) if def.kind == "dropdown" => {
+                    match def.options.iter().find(|o| o.id.to_string() == value) {
+                        Some(o) => custom.push(CustomFieldValue {
+                            field_id: fid,
+                            value,
+                            text: o.label.clone(),
+                        }),
+                        None => errors.push(FieldError::body(
+                            &format!("fields[{i}].value"),
+                            "not an option of the field",
+                            json!(value),
+                        )),
+                    }
+                }
+                Some(_) => custom.push(CustomFieldValue {
+                    field_id: fid,
+                    text: value.clone(),
+                    value,
+                }),
             }
         }
     }
@@ -172,9 +271,18 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
         (_, Some(email)) => match find_customer_by_email(st, email) {
             Some(id) => id,
             None => {
-                let mut c = new_customer_record(st, now, str_field(&customer, "firstName"), str_field(&customer, "lastName"));
+                let mut c = new_customer_record(
+                    st,
+                    now,
+                    str_field(&customer, "firstName"),
+                    str_field(&customer, "lastName"),
+                );
                 st.ids.entry += 1;
-                c.emails.push(Entry { id: st.ids.entry, value: email.clone(), kind: "work".into() });
+                c.emails.push(Entry {
+                    id: st.ids.entry,
+                    value: email.clone(),
+                    kind: "work".into(),
+                });
                 c.refresh_snap();
                 let id = c.id;
                 st.insert_customer(c);
@@ -185,14 +293,29 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
     };
     let cust = st.customers[&customer_id].snap.clone();
     let assignee = assign_to.map(|u| st.user_snaps[&u].clone());
-    let actor = assignee.clone().unwrap_or_else(|| st.user_snaps[&st.users[0].id].clone());
+    let actor = assignee
+        .clone()
+        .unwrap_or_else(|| st.user_snaps[&st.users[0].id].clone());
     let mut tag_ids = Vec::new();
-    for name in v.get("tags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for name in v
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         let id = match st.tags.iter().find(|t| t.name == name) {
             Some(t) => t.id,
             None => {
                 let id = st.tags.iter().map(|t| t.id).max().unwrap_or(7_000_000) + 13;
-                st.tags.push(Tag { id, name: name.to_string(), slug: super::text::slug(name), color: "#9DA6B3".into(), created_at: now, updated_at: now });
+                st.tags.push(Tag {
+                    id,
+                    name: name.to_string(),
+                    slug: super::text::slug(name),
+                    color: "#9DA6B3".into(),
+                    created_at: now,
+                    updated_at: now,
+                });
                 id
             }
         };
@@ -226,7 +349,11 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
             created_by: by,
             assigned_to: assignee.clone(),
             saved_reply_id: None,
-            to: if kind == ThreadType::Message { cust.email.iter().cloned().collect() } else { vec![] },
+            to: if kind == ThreadType::Message {
+                cust.email.iter().cloned().collect()
+            } else {
+                vec![]
+            },
             cc: vec![],
             bcc: vec![],
             created_at,
@@ -254,7 +381,11 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
         created_at,
         closed_by: closed.then(|| actor.clone()),
         closed_at: closed.then_some(now),
-        user_updated_at: if closed || ts.iter().any(|t| !t.is_from_customer()) { now } else { created_at },
+        user_updated_at: if closed || ts.iter().any(|t| !t.is_from_customer()) {
+            now
+        } else {
+            created_at
+        },
         customer_waiting_since: None,
         source_type: "api",
         source_via: if by_user { "user" } else { "customer" },
@@ -273,29 +404,49 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
     created_reply(base, "conversations", id)
 }
 
-fn entries_of(st: &mut State, v: &Value, key: &str, errors: &mut Vec<FieldError>, check_email: bool) -> Option<Vec<Entry>> {
+fn entries_of(
+    st: &mut State,
+    v: &Value,
+    key: &str,
+    errors: &mut Vec<FieldError>,
+    check_email: bool,
+) -> Option<Vec<Entry>> {
     let arr = v.get(key)?.as_array()?;
     let mut out = Vec::new();
     for (i, e) in arr.iter().enumerate() {
-        let value = e.get("value").and_then(Value::as_str).unwrap_or("").to_string();
+        let value = e
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if check_email && !valid_email(&value) {
-            errors.push(FieldError::body(&format!("{key}[{i}].value"), "must be a well-formed email address", json!(value)));
+            errors.push(FieldError::body(
+                &format!("{key}[{i}].value"),
+                "must be a well-formed email address",
+                json!(value),
+            ));
         }
         st.ids.entry += 1;
-        out.push(Entry { id: st.ids.entry, value, kind: e.get("type").and_then(Value::as_str).unwrap_or("other").to_string() });
+        out.push(Entry {
+            id: st.ids.entry,
+            value,
+            kind: e
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("other")
+                .to_string(),
+        });
     }
     Some(out)
 }
 
 /// Applies the top-level profile fields present in `v` to a customer.
 fn apply_profile(c: &mut Customer, v: &Value, replace: bool) {
-    let set = |slot: &mut Option<String>, k: &str| {
-        match v.get(k) {
-            Some(Value::String(s)) => *slot = Some(s.clone()),
-            Some(Value::Null) => *slot = None,
-            None if replace => *slot = None,
-            _ => {}
-        }
+    let set = |slot: &mut Option<String>, k: &str| match v.get(k) {
+        Some(Value::String(s)) => *slot = Some(s.clone()),
+        Some(Value::Null) => *slot = None,
+        None if replace => *slot = None,
+        _ => {}
     };
     set(&mut c.first, "firstName");
     set(&mut c.last, "lastName");
@@ -325,8 +476,15 @@ pub fn create_customer(st: &mut State, base: &str, body: &[u8], now: Ts) -> Repl
     let phones = entries_of(st, &v, "phones", &mut errors, false).unwrap_or_default();
     let chats = entries_of(st, &v, "chats", &mut errors, false).unwrap_or_default();
     let social = entries_of(st, &v, "socialProfiles", &mut errors, false).unwrap_or_default();
-    if str_field(&v, "firstName").is_none() && str_field(&v, "lastName").is_none() && emails.is_empty() {
-        errors.push(FieldError::body("firstName", "may not be empty", Value::Null));
+    if str_field(&v, "firstName").is_none()
+        && str_field(&v, "lastName").is_none()
+        && emails.is_empty()
+    {
+        errors.push(FieldError::body(
+            "firstName",
+            "may not be empty",
+            Value::Null,
+        ));
     }
     if !errors.is_empty() {
         return Reply::validation(errors);
@@ -340,7 +498,14 @@ pub fn create_customer(st: &mut State, base: &str, body: &[u8], now: Ts) -> Repl
     if let Some(ws) = v.get("websites").and_then(Value::as_array) {
         for w in ws {
             st.ids.entry += 1;
-            c.websites.push(Website { id: st.ids.entry, value: w.get("value").and_then(Value::as_str).unwrap_or("").to_string() });
+            c.websites.push(Website {
+                id: st.ids.entry,
+                value: w
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            });
         }
     }
     if let Some(a) = v.get("address").filter(|a| a.is_object()) {
@@ -349,7 +514,16 @@ pub fn create_customer(st: &mut State, base: &str, body: &[u8], now: Ts) -> Repl
             state: str_field(a, "state"),
             postal_code: str_field(a, "postalCode"),
             country: str_field(a, "country").unwrap_or_default(),
-            lines: a.get("lines").and_then(Value::as_array).map(|l| l.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default(),
+            lines: a
+                .get("lines")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
     }
     c.refresh_snap();
@@ -376,7 +550,11 @@ pub fn update_customer(st: &mut State, id: i64, body: &[u8], now: Ts, put: bool)
                 let path = op.get("path").and_then(Value::as_str).unwrap_or("");
                 let name = path.trim_start_matches('/');
                 if name.is_empty() || name.contains('/') {
-                    return Reply::validation(vec![FieldError::body(&format!("[{i}].path"), "unsupported path", json!(path))]);
+                    return Reply::validation(vec![FieldError::body(
+                        &format!("[{i}].path"),
+                        "unsupported path",
+                        json!(path),
+                    )]);
                 }
                 let value = match op.get("op").and_then(Value::as_str) {
                     Some("remove") => Value::Null,
@@ -411,7 +589,9 @@ mod tests {
         for ok in ["a@b.co", "jose.garcia+x@example.org", "ü@münchen.example"] {
             assert!(valid_email(ok), "{ok}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@b.co.", "a@.b"] {
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@b.co.", "a@.b",
+        ] {
             assert!(!valid_email(bad), "{bad}");
         }
     }
