@@ -649,6 +649,17 @@ impl PageSink for tokio::sync::mpsc::Sender<Result<Page, ClientError>> {
     }
 }
 
+/// Keeps only the records' ids (a scan for removals over a large list).
+#[derive(Debug, Default)]
+pub struct IdCollector(pub std::collections::HashSet<i64>);
+
+impl PageSink for IdCollector {
+    fn accept(&mut self, page: Page) -> impl std::future::Future<Output = Result<(), ClientError>> + Send {
+        self.0.extend(page.items.iter().filter_map(|r| r.get("id").and_then(Value::as_i64)));
+        std::future::ready(Ok(()))
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,

@@ -4,9 +4,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The sibling path a file is written to before it is renamed over `path`.
+/// The sibling path a file is written to before it is renamed over `path`. Hidden (a leading
+/// dot), so that dataset readers (pyarrow, Spark, DuckDB globs) never pick up one left behind.
 pub fn aside(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
     name.push(format!(".{}.tmp", std::process::id()));
     path.with_file_name(name)
 }

@@ -808,22 +808,33 @@ impl<'a> Run<'a> {
     }
 
     /// A list by modification time cannot show removals: the unfiltered list's size can.
-    /// When more rows are held than the API counts, a full listing finds the removed ones.
+    /// When more rows are held than the API counts, a scan of the list's ids finds the missing
+    /// ones, which are then confirmed one by one (a row that moved during the scan is kept).
     async fn check_removals(&mut self, table: &'static Table) -> Result<u64, SyncError> {
-        if table.removals.is_none() || self.selected(table.name).is_none() {
+        let Some(removals) = table.removals else { return Ok(0) };
+        if self.selected(table.name).is_none() {
             return Ok(0);
         }
-        let url = self.url_for(table, None, &[]);
+        let mut url = url::Url::parse(&self.url_for(table, None, &[])).expect("a valid URL");
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !removals.scan_omits.contains(&k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(kept);
+        let url = url.to_string();
         let live = self.client.page(&url, table.list_key, table.paging).await?.total_elements;
-        let held = self.warehouse.commit(&mut self.windows, |tx| tx.count(table.name))?;
-        match live {
-            Some(live) if held > live as i64 => {
-                tracing::info!(table = table.name, held, live, "rows held that the API no longer lists; listing everything");
-                let (_, removed) = self.sync_modified(table, true).await?;
-                Ok(removed)
-            }
-            _ => Ok(0),
+        let held_sql = format!("SELECT id FROM {} ORDER BY id", crate::schema::quote_ident(table.name));
+        let held = self.warehouse.commit(&mut self.windows, |tx| tx.ids(&held_sql))?;
+        let Some(live) = live else { return Ok(0) };
+        if held.len() as u64 <= live {
+            return Ok(0);
         }
+        tracing::info!(table = table.name, held = held.len(), live, "rows held that the API no longer lists; scanning ids");
+        let mut listed = crate::client::IdCollector::default();
+        self.client.list_pages(&url, table.list_key, table.paging, &mut listed).await?;
+        let missing: Vec<i64> = held.into_iter().filter(|id| !listed.0.contains(id)).collect();
+        self.resolve_removals(table, missing).await
     }
 
     /// A list fetched whole: its rows replace the table's.

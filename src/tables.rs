@@ -131,6 +131,8 @@ pub struct RowEvents {
 pub struct Removals {
     /// A single record's endpoint: 301 = merged into the `Location`, 404 = deleted.
     pub probe: &'static str,
+    /// List parameters an id scan leaves out (they only add embedded data).
+    pub scan_omits: &'static [&'static str],
 }
 
 impl Table {
@@ -221,7 +223,7 @@ pub const CONVERSATIONS: Table = Table {
         conversation_number: Some("s.number"),
         details: "'Subject: ' || coalesce(s.subject, '') || '; status: ' || coalesce(s.status, '') || '; threads: ' || coalesce(s.threads::VARCHAR, '0')",
     }),
-    removals: Some(Removals { probe: "/conversations/{id}" }),
+    removals: Some(Removals { probe: "/conversations/{id}", scan_omits: &["embed"] }),
     columns: &[
         col("assignee", PERSON),
         col("bcc", TEXTS),
