@@ -1,0 +1,235 @@
+//! The command line end to end, in temporary folders, against the simulator on 127.0.0.1:
+//! bad input, a second concurrent sync, SIGKILL at arbitrary points, token rotation,
+//! `status` and `reset`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use helpscout_etl::simulator::{FaultKind, FaultPlan, FaultRule, SimConfig, Simulator};
+
+const BIN: &str = env!("CARGO_BIN_EXE_helpscout-etl");
+
+fn command(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_remove("HELPSCOUT_CLIENT_ID")
+        .env_remove("HELPSCOUT_CLIENT_SECRET")
+        .env_remove("HELPSCOUT_REFRESH_TOKEN")
+        .env_remove("HELPSCOUT_ETL_CONFIG")
+        .stdin(Stdio::null());
+    c
+}
+
+/// A configuration file for a sync of `sim` into `dir/out`.
+fn write_config(sim: &Simulator, dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("helpscout.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"start_date = "2015-01-01"
+[helpscout]
+client_id = "{}"
+client_secret = "{}"
+base_url = "{}"
+token_url = "{}"
+request_timeout_secs = 2
+rate_window_secs = {}
+[output]
+dir = "{}"
+{extra}"#,
+            sim.config().client_id,
+            sim.config().client_secret,
+            sim.base_url(),
+            sim.token_url(),
+            sim.config().rate_window.as_secs_f64(),
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Bad input: a non-zero exit and one clear sentence, never a panic.
+fn assert_clear_failure(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{needle:?} in {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_clear_sentence_and_a_non_zero_exit() {
+    let sim = simulator(20, 1).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = write_config(&sim, dir, "");
+    let sync = |args: &[&str]| command(dir).arg("sync").args(args).output().unwrap();
+
+    assert_clear_failure(&sync(&["--config", "missing.toml"]), 2, "Cannot read the configuration file");
+    std::fs::write(dir.join("broken.toml"), "[helpscout\nclient_id = ").unwrap();
+    assert_clear_failure(&sync(&["--config", "broken.toml"]), 2, "is not valid TOML");
+    assert_clear_failure(&sync(&["--output", "x"]), 2, "No Help Scout credentials");
+    let cfg = config.to_str().unwrap();
+    assert_clear_failure(&sync(&["--config", cfg, "--tables", "tickets"]), 2, "Unknown table \"tickets\"");
+    assert_clear_failure(&sync(&["--config", cfg, "--start-date", "2024-13-45"]), 2, "is not a date");
+    let with_column = write_config(&sim, dir, "[tables.users]\ncolumns = [\"shoe_size\"]\n");
+    assert_clear_failure(&sync(&["--config", with_column.to_str().unwrap()]), 2, "has no column \"shoe_size\"");
+
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, std::fs::read_to_string(&with_column).unwrap().replace(&sim.config().client_secret, "not-the-secret").replace("[tables.users]\ncolumns = [\"shoe_size\"]\n", "")).unwrap();
+    let o = sync(&["--config", wrong.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Authentication failed"), "{out}");
+    assert!(!out.contains("not-the-secret") && !stderr(&o).contains("not-the-secret"), "the secret is never shown");
+
+    let o = sync(&["--config", cfg, "--base-url", "http://127.0.0.1:9/v2", "--token-url", "http://127.0.0.1:9/v2/oauth2/token"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Cannot reach"), "{}", String::from_utf8_lossy(&o.stdout));
+
+    std::fs::write(dir.join("a-file"), "x").unwrap();
+    assert_clear_failure(&sync(&["--config", cfg, "--output", "a-file/out"]), 1, "choose a writable");
+
+    std::fs::create_dir_all(dir.join("notdb")).unwrap();
+    std::fs::write(dir.join("notdb/helpscout.duckdb"), "this is not a database, just text ".repeat(200)).unwrap();
+    assert_clear_failure(&sync(&["--config", cfg, "--output", "notdb"]), 1, "is not a DuckDB database");
+
+    let o = command(dir).args(["sync", "--no-such-flag"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_concurrent_sync_stops_at_once() {
+    let sim = simulator(20, 2).await;
+    // The first sync hangs on its first list long enough for the second to start.
+    sim.set_faults(FaultPlan {
+        rules: vec![FaultRule { path_prefix: Some("/v2/mailboxes".into()), method: None, after: 0, count: 1, kind: FaultKind::Delay(1_500) }],
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(&sim, tmp.path(), "");
+    let mut first = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).spawn().unwrap();
+    // Wait until the first sync holds the lock (an observable state, not a guess).
+    let lock = tmp.path().join("out/.helpscout-etl/sync.lock");
+    let started = Instant::now();
+    loop {
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock)
+            && f.try_lock().is_err()
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the first sync never took the lock");
+        std::thread::yield_now();
+    }
+    let second = command(tmp.path()).args(["sync", "--config"]).arg(&config).output().unwrap();
+    assert_clear_failure(&second, 1, "Another sync is already writing");
+    assert!(first.wait().unwrap().success());
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_point_then_a_rerun_converges_and_no_bookmark_runs_ahead() {
+    let sim = simulator(120, 13).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(&sim, tmp.path(), "[sync]\nchunk_rows = 30\n");
+    let out = tmp.path().join("out");
+    let mut killed = 0;
+    // Kill points spread over the run by the number of API requests served so far.
+    for kill_at in [2u64, 9, 17, 28, 40, 55, 70, 90] {
+        sim.reset_request_stats();
+        let mut child = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if sim.request_stats().total >= kill_at {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        // Whatever was committed is consistent: a moved bookmark means its table is complete.
+        if out.join("helpscout.duckdb").exists() {
+            let bookmarked = query_strings(&out, "SELECT table_name FROM _helpscout_state WHERE bookmark IS NOT NULL OR table_name LIKE 'happiness%' OR table_name LIKE 'team_members%' OR table_name LIKE 'mailbox_fields%'");
+            for name in bookmarked {
+                let table = helpscout_etl::tables::by_name(&name).unwrap();
+                let truth = truth_rows(&sim, table);
+                let held = duckdb_rows(&out, table);
+                assert!(difference(&name, "DuckDB", &truth, &held).is_none(), "after a kill at request {kill_at}: {name} is bookmarked but incomplete");
+            }
+        }
+    }
+    assert!(killed >= 6, "most runs were killed mid-way ({killed})");
+    let o = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_matches_truth(&sim, &out);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_refresh_tokens_are_kept_in_our_state_never_in_the_users_config() {
+    let sim = Simulator::start(SimConfig { conversations: 10, seed: 4, rate_window: Duration::from_secs(1), ..Default::default() }).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(&sim, tmp.path(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[helpscout]\n",
+        &format!("[helpscout]\nrefresh_token = \"{}\"\n", sim.config().refresh_token),
+    );
+    std::fs::write(&config, &text).unwrap();
+    for _ in 0..3 {
+        // Each run refreshes: the token it used dies, the next run needs the rotated one.
+        sim.expire_tokens();
+        let o = command(tmp.path()).args(["sync", "--quiet", "--tables", "users", "--config"]).arg(&config).output().unwrap();
+        assert!(o.status.success(), "{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
+    }
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text, "the user's config is untouched");
+    let stored = tmp.path().join("out/.helpscout-etl/refresh-token.json");
+    assert!(stored.exists());
+    // Secrets appear nowhere else we write.
+    let secret = &sim.config().client_secret;
+    let db = std::fs::read(tmp.path().join("out/helpscout.duckdb")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains(secret.as_str()));
+    assert!(!String::from_utf8_lossy(&db).contains(&sim.config().refresh_token));
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_report_and_reset() {
+    let sim = simulator(30, 6).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(&sim, tmp.path(), "");
+    let o = command(tmp.path()).args(["sync", "--json", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("a JSON report");
+    assert_eq!(report["status"], "success");
+    assert_eq!(report["tables"].as_array().unwrap().len(), 10, "threads are committed with conversations");
+
+    let o = command(tmp.path()).args(["status", "--json", "--config"]).arg(&config).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let conversations = status["tables"].as_array().unwrap().iter().find(|t| t["table"] == "conversations").unwrap();
+    assert_eq!(conversations["rows"], 30);
+    assert!(conversations["bookmark"].is_string());
+
+    let o = command(tmp.path()).args(["reset", "conversations", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("conversations, conversation_threads"));
+    let out = tmp.path().join("out");
+    assert!(!out.join("parquet/conversations").exists());
+    assert_eq!(query_i64(&out, "SELECT count(*) FROM _helpscout_state WHERE table_name = 'conversations'"), 0);
+    let o = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success());
+    assert_matches_truth(&sim, &out);
+    sim.stop().await;
+}
