@@ -1480,3 +1480,79 @@ async fn scale_20k_conversations() {
     assert_eq!(c.body["page"]["totalElements"], 12_000);
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn threads_page_by_50_newest_first() {
+    let sim = start(cfg(10)).await;
+    let tok = token(&sim).await;
+    let mb = sim.ground_truth().tables["mailboxes"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let threads: Vec<Value> = (0..60)
+        .map(|i| json!({"type": if i % 2 == 0 { "customer" } else { "reply" }, "text": format!("<p>message {i}</p>")}))
+        .collect();
+    let r = client()
+        .post(format!("{}/conversations", sim.base_url()))
+        .bearer_auth(&tok)
+        .json(&json!({"subject": "Long one", "mailboxId": mb, "type": "email", "customer": {"email": "long@example.org"}, "threads": threads}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.headers()["resource-id"].to_str().unwrap().to_string();
+    let p1 = get(&sim, &tok, &format!("/conversations/{id}/threads")).await;
+    assert_eq!(
+        p1.body["page"],
+        json!({"size": 50, "totalElements": 60, "totalPages": 2, "number": 1})
+    );
+    assert_eq!(
+        p1.body["_embedded"]["threads"].as_array().unwrap().len(),
+        50
+    );
+    let all = walk(
+        &sim,
+        &tok,
+        &format!("/conversations/{id}/threads"),
+        "threads",
+    )
+    .await;
+    assert_eq!(all.len(), 60);
+    let ids = ids(&all);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert_eq!(all[0]["body"], "<p>message 59</p>");
+    assert!(all.iter().all(|t| t.get("conversationId").is_none()));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_pages_agree_with_sequential_ones() {
+    let sim = start(cfg(200)).await;
+    let tok = token(&sim).await;
+    let path = |p: usize| {
+        format!("/conversations?status=all&sortField=number&sortOrder=asc&embed=threads&page={p}")
+    };
+    let mut sequential = Vec::new();
+    for p in 1..=8 {
+        sequential.push(ids(
+            get(&sim, &tok, &path(p)).await.body["_embedded"]["conversations"]
+                .as_array()
+                .unwrap(),
+        ));
+    }
+    let mut handles = Vec::new();
+    for p in 1..=8 {
+        let (sim, tok, url) = (sim.clone(), tok.clone(), path(p));
+        handles.push(tokio::spawn(async move { get(&sim, &tok, &url).await }));
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.await.unwrap();
+        assert_eq!(
+            ids(r.body["_embedded"]["conversations"].as_array().unwrap()),
+            sequential[i]
+        );
+    }
+    let all: Vec<i64> = sequential.concat();
+    assert_eq!(all.len(), 200);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 200);
+    sim.stop().await;
+}
