@@ -1480,3 +1480,285 @@ async fn scale_20k_conversations() {
     assert_eq!(c.body["page"]["totalElements"], 12_000);
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn threads_page_by_50_newest_first() {
+    let sim = start(cfg(10)).await;
+    let tok = token(&sim).await;
+    let mb = sim.ground_truth().tables["mailboxes"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let threads: Vec<Value> = (0..60)
+        .map(|i| json!({"type": if i % 2 == 0 { "customer" } else { "reply" }, "text": format!("<p>message {i}</p>")}))
+        .collect();
+    let r = client()
+        .post(format!("{}/conversations", sim.base_url()))
+        .bearer_auth(&tok)
+        .json(&json!({"subject": "Long one", "mailboxId": mb, "type": "email", "customer": {"email": "long@example.org"}, "threads": threads}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.headers()["resource-id"].to_str().unwrap().to_string();
+    let p1 = get(&sim, &tok, &format!("/conversations/{id}/threads")).await;
+    assert_eq!(
+        p1.body["page"],
+        json!({"size": 50, "totalElements": 60, "totalPages": 2, "number": 1})
+    );
+    assert_eq!(
+        p1.body["_embedded"]["threads"].as_array().unwrap().len(),
+        50
+    );
+    let all = walk(
+        &sim,
+        &tok,
+        &format!("/conversations/{id}/threads"),
+        "threads",
+    )
+    .await;
+    assert_eq!(all.len(), 60);
+    let ids = ids(&all);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert_eq!(all[0]["body"], "<p>message 59</p>");
+    assert!(all.iter().all(|t| t.get("conversationId").is_none()));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_pages_agree_with_sequential_ones() {
+    let sim = start(cfg(200)).await;
+    let tok = token(&sim).await;
+    let path = |p: usize| {
+        format!("/conversations?status=all&sortField=number&sortOrder=asc&embed=threads&page={p}")
+    };
+    let mut sequential = Vec::new();
+    for p in 1..=8 {
+        sequential.push(ids(
+            get(&sim, &tok, &path(p)).await.body["_embedded"]["conversations"]
+                .as_array()
+                .unwrap(),
+        ));
+    }
+    let mut handles = Vec::new();
+    for p in 1..=8 {
+        let (sim, tok, url) = (sim.clone(), tok.clone(), path(p));
+        handles.push(tokio::spawn(async move { get(&sim, &tok, &url).await }));
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.await.unwrap();
+        assert_eq!(
+            ids(r.body["_embedded"]["conversations"].as_array().unwrap()),
+            sequential[i]
+        );
+    }
+    let all: Vec<i64> = sequential.concat();
+    assert_eq!(all.len(), 200);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 200);
+    sim.stop().await;
+}
+
+fn snake(k: &str) -> String {
+    let mut s = String::new();
+    for c in k.chars() {
+        if c.is_ascii_uppercase() {
+            s.push('_');
+            s.push(c.to_ascii_lowercase());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// Shapes an API value like a contract column: objects keep exactly `keys` (snake_case,
+/// null where absent); lists of objects likewise; anything else as is.
+fn shape(v: Option<&Value>, keys: Option<&[&str]>) -> Value {
+    let obj = |o: &serde_json::Map<String, Value>, keys: &[&str]| {
+        let m: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    o.iter()
+                        .find(|(ak, _)| snake(ak) == *k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        Value::Object(m)
+    };
+    match (v, keys) {
+        (None, _) => Value::Null,
+        (Some(Value::Object(o)), Some(keys)) => obj(o, keys),
+        (Some(Value::Array(a)), Some(keys)) => Value::Array(
+            a.iter()
+                .map(|x| x.as_object().map(|o| obj(o, keys)).unwrap_or(Value::Null))
+                .collect(),
+        ),
+        (Some(v), _) => v.clone(),
+    }
+}
+
+/// What an extractor would make of an API object: the contract's columns, snake_case.
+fn as_row(api: &Value, table: &str) -> serde_json::Map<String, Value> {
+    const P: &[&str] = &["id", "type", "first", "last", "email", "photo_url"];
+    let nested = |col: &str| -> Option<&'static [&'static str]> {
+        Some(match (table, col) {
+            (_, "assignee" | "created_by" | "primary_customer" | "assigned_to" | "customer") => P,
+            (_, "source") => &["type", "via"],
+            (_, "action") => &["type", "text"],
+            (_, "custom_fields") => &["id", "name", "value", "text"],
+            (_, "customer_waiting_since") => &["time", "friendly", "latest_reply_from"],
+            (_, "tags") => &["id", "color", "tag"],
+            (_, "attachments") => &["id", "filename", "mime_type", "width", "height", "size"],
+            (_, "address") => &["city", "state", "postal_code", "country", "lines"],
+            (_, "emails" | "phones" | "chats" | "social_profiles") => &["id", "value", "type"],
+            (_, "websites") => &["id", "value"],
+            (_, "properties") => &["type", "slug", "name", "value", "text"],
+            ("mailbox_fields", "options") => &["id", "order", "label"],
+            _ => return None,
+        })
+    };
+    let embedded = [
+        "attachments",
+        "address",
+        "emails",
+        "phones",
+        "chats",
+        "social_profiles",
+        "websites",
+        "properties",
+    ];
+    let mut row = serde_json::Map::new();
+    for col in helpscout_etl::simulator::contract_columns(table) {
+        let src = if embedded.contains(col) {
+            &api["_embedded"]
+        } else {
+            api
+        };
+        let found = src
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| snake(k) == *col).map(|(_, v)| v));
+        row.insert(col.to_string(), shape(found, nested(col)));
+    }
+    if table == "conversations" {
+        let user = api["userUpdatedAt"].as_str().unwrap_or("");
+        let wait = api["customerWaitingSince"]["time"].as_str().unwrap_or("");
+        row.insert("updated_at".into(), json!(user.max(wait)));
+    }
+    row
+}
+
+#[tokio::test]
+async fn served_objects_convert_to_exactly_the_truth_rows() {
+    let sim = start(cfg(60)).await;
+    let tok = token(&sim).await;
+    let t = sim.ground_truth();
+    let by_id = |table: &str| -> std::collections::BTreeMap<i64, serde_json::Map<String, Value>> {
+        t.tables[table]
+            .iter()
+            .map(|r| (r["id"].as_i64().unwrap(), r.clone()))
+            .collect()
+    };
+    let convs = by_id("conversations");
+    let threads = by_id("conversation_threads");
+    let customers = by_id("customers");
+    let served = walk(&sim, &tok, "/conversations?status=all", "conversations").await;
+    assert_eq!(served.len(), convs.len());
+    let mut thread_count = 0;
+    for c in &served {
+        let id = c["id"].as_i64().unwrap();
+        assert_eq!(as_row(c, "conversations"), convs[&id], "conversation {id}");
+        for th in walk(
+            &sim,
+            &tok,
+            &format!("/conversations/{id}/threads"),
+            "threads",
+        )
+        .await
+        {
+            let mut row = as_row(&th, "conversation_threads");
+            row.insert("conversation_id".into(), json!(id));
+            assert_eq!(
+                row,
+                threads[&th["id"].as_i64().unwrap()],
+                "thread {} of {id}",
+                th["id"]
+            );
+            thread_count += 1;
+        }
+    }
+    assert_eq!(thread_count, threads.len());
+    let served = walk(&sim, &tok, "/customers", "customers").await;
+    assert_eq!(served.len(), customers.len());
+    for c in &served {
+        let id = c["id"].as_i64().unwrap();
+        assert_eq!(as_row(c, "customers"), customers[&id], "customer {id}");
+    }
+    // The small lists.
+    for (path, key, table) in [
+        ("/mailboxes", "mailboxes", "mailboxes"),
+        ("/users", "users", "users"),
+        ("/teams", "teams", "teams"),
+        ("/workflows", "workflows", "workflows"),
+    ] {
+        let rows: Vec<_> = walk(&sim, &tok, path, key)
+            .await
+            .iter()
+            .map(|x| as_row(x, table))
+            .collect();
+        let mut want = t.tables[table].clone();
+        let mut got = rows;
+        got.sort_by_key(|r| r["id"].as_i64());
+        want.sort_by_key(|r| r["id"].as_i64());
+        assert_eq!(got, want, "{table}");
+    }
+    for (sub, key, table) in [
+        ("fields", "fields", "mailbox_fields"),
+        ("folders", "folders", "mailbox_folders"),
+    ] {
+        let mut got = Vec::new();
+        for m in &t.tables["mailboxes"] {
+            for x in walk(&sim, &tok, &format!("/mailboxes/{}/{sub}", m["id"]), key).await {
+                let mut row = as_row(&x, table);
+                row.insert("mailbox_id".into(), m["id"].clone());
+                got.push(row);
+            }
+        }
+        got.sort_by_key(|r| r["id"].as_i64());
+        assert_eq!(got, t.tables[table], "{table}");
+    }
+    // The report: `id` is the conversation, `threadid` the thread, `ratingId` the rating.
+    let r = get(&sim, &tok, "/reports/happiness/ratings?start=2000-01-01T00:00:00Z&end=2030-01-01T00:00:00Z&sortOrder=ASC").await;
+    let mut got: Vec<serde_json::Map<String, Value>> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in x.as_object().unwrap() {
+                let col = match k.as_str() {
+                    "id" => "conversation_id".to_string(),
+                    "threadid" => "thread_id".to_string(),
+                    "number" => continue,
+                    other => snake(other),
+                };
+                m.insert(col, v.clone());
+            }
+            let word = ["great", "okay", "not_good"][m["rating_id"].as_u64().unwrap() as usize - 1];
+            m.insert("rating".into(), json!(word));
+            m
+        })
+        .collect();
+    got.sort_by_key(|r| {
+        (
+            r["conversation_id"].as_i64(),
+            r["rating_created_at"].as_str().map(str::to_string),
+            r["rating_customer_id"].as_i64(),
+        )
+    });
+    assert!(!got.is_empty());
+    assert_eq!(got, t.tables["happiness_ratings_report"]);
+    sim.stop().await;
+}

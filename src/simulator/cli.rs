@@ -23,10 +23,13 @@ pub struct SimulateArgs {
     /// Number of customers (default: 60 % of the conversations, at least 20).
     #[arg(long)]
     pub customers: Option<usize>,
+    /// Number of mailboxes (each with its folders, custom fields and workflows).
     #[arg(long, default_value_t = 3)]
     pub mailboxes: usize,
+    /// Number of users (agents).
     #[arg(long, default_value_t = 12)]
     pub users: usize,
+    /// Number of teams.
     #[arg(long, default_value_t = 3)]
     pub teams: usize,
     /// Account plan: the reports endpoint answers 403 on standard.
@@ -44,10 +47,13 @@ pub struct SimulateArgs {
     /// A fault plan (JSON) to apply from the start.
     #[arg(long)]
     pub faults: Option<PathBuf>,
+    /// OAuth client id the simulator accepts.
     #[arg(long = "client-id", default_value = "demo-client-id")]
     pub client_id: String,
+    /// OAuth client secret the simulator accepts.
     #[arg(long = "client-secret", default_value = "demo-client-secret")]
     pub client_secret: String,
+    /// The first valid refresh token (refresh tokens rotate on every use).
     #[arg(long = "refresh-token", default_value = "demo-refresh-token")]
     pub refresh_token: String,
 }
