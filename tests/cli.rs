@@ -26,7 +26,11 @@ fn command(dir: &Path) -> Command {
 
 /// A configuration file for a sync of `sim` into `dir/out`.
 fn write_config(sim: &Simulator, dir: &Path, extra: &str) -> std::path::PathBuf {
-    let path = dir.join("helpscout.toml");
+    write_config_as(sim, dir, "helpscout.toml", extra)
+}
+
+fn write_config_as(sim: &Simulator, dir: &Path, name: &str, extra: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
     std::fs::write(
         &path,
         format!(
@@ -82,11 +86,11 @@ async fn bad_input_gets_one_clear_sentence_and_a_non_zero_exit() {
     let cfg = config.to_str().unwrap();
     assert_clear_failure(&sync(&["--config", cfg, "--tables", "tickets"]), 2, "Unknown table \"tickets\"");
     assert_clear_failure(&sync(&["--config", cfg, "--start-date", "2024-13-45"]), 2, "is not a date");
-    let with_column = write_config(&sim, dir, "[tables.users]\ncolumns = [\"shoe_size\"]\n");
+    let with_column = write_config_as(&sim, dir, "column.toml", "[tables.users]\ncolumns = [\"shoe_size\"]\n");
     assert_clear_failure(&sync(&["--config", with_column.to_str().unwrap()]), 2, "has no column \"shoe_size\"");
 
     let wrong = dir.join("wrong.toml");
-    std::fs::write(&wrong, std::fs::read_to_string(&with_column).unwrap().replace(&sim.config().client_secret, "not-the-secret").replace("[tables.users]\ncolumns = [\"shoe_size\"]\n", "")).unwrap();
+    std::fs::write(&wrong, std::fs::read_to_string(&config).unwrap().replace(&sim.config().client_secret, "not-the-secret")).unwrap();
     let o = sync(&["--config", wrong.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -143,9 +147,18 @@ async fn sigkill_at_any_point_then_a_rerun_converges_and_no_bookmark_runs_ahead(
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(&sim, tmp.path(), "[sync]\nchunk_rows = 30\n");
     let out = tmp.path().join("out");
+    // How many requests an uninterrupted backfill makes (into a separate folder).
+    let probe = write_config_as(&sim, tmp.path(), "probe.toml", "[sync]\nchunk_rows = 30\n")
+        .to_string_lossy()
+        .into_owned();
+    std::fs::write(&probe, std::fs::read_to_string(&probe).unwrap().replace(&out.display().to_string(), &tmp.path().join("probe-out").display().to_string())).unwrap();
+    sim.reset_request_stats();
+    assert!(command(tmp.path()).args(["sync", "--quiet", "--config", &probe]).output().unwrap().status.success());
+    let full_run = sim.request_stats().total;
+    assert!(full_run > 20, "a backfill of 120 conversations takes a few dozen requests ({full_run})");
     let mut killed = 0;
-    // Kill points spread over the run by the number of API requests served so far.
-    for kill_at in [2u64, 9, 17, 28, 40, 55, 70, 90] {
+    // Kill points spread over a backfill by the number of API requests served so far.
+    for kill_at in (1..=8).map(|i| (full_run * i / 9).max(1)) {
         sim.reset_request_stats();
         let mut child = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         loop {
