@@ -218,7 +218,10 @@ pub struct Client {
     config: ClientConfig,
     token: tokio::sync::Mutex<Option<AccessToken>>,
     refresh_token: Mutex<Option<String>>,
-    limiter: DefaultDirectRateLimiter,
+    /// Spaces requests to the plan's limit: the configured one, or the lower one the API's
+    /// `X-RateLimit-Limit-Minute` header reports.
+    limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
+    limit: std::sync::atomic::AtomicU32,
     records: Mutex<Vec<RequestRecord>>,
     /// The latest `Date` the server sent: its clock, which bookmarks and report windows follow.
     server_now: Mutex<Option<DateTime<Utc>>>,
@@ -256,7 +259,8 @@ impl Client {
         };
         Ok(Arc::new(Client {
             http,
-            limiter: RateLimiter::direct(quota(config.rate_limit, config.rate_window)),
+            limiter: Mutex::new(Arc::new(RateLimiter::direct(quota(config.rate_limit, config.rate_window)))),
+            limit: std::sync::atomic::AtomicU32::new(config.rate_limit),
             config,
             token: tokio::sync::Mutex::new(None),
             refresh_token: Mutex::new(refresh_token),
@@ -362,7 +366,8 @@ impl Client {
             Ok(t) => t,
             Err(e) => return Attempt::Fatal(e),
         };
-        self.limiter.until_ready().await;
+        let limiter = Arc::clone(&self.limiter.lock().unwrap_or_else(|e| e.into_inner()));
+        limiter.until_ready().await;
         let started = Instant::now();
         let at = Utc::now();
         let mut record = RequestRecord {
@@ -400,6 +405,9 @@ impl Client {
         let headers = response.headers().clone();
         let header_i64 = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok();
         record.rate_limit_remaining = header_i64("x-ratelimit-remaining-minute");
+        if let Some(limit) = header_i64("x-ratelimit-limit-minute") {
+            self.adopt_limit(limit);
+        }
         let server_date = headers
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
@@ -443,6 +451,19 @@ impl Client {
                 message: error_message(&body),
             }),
         }
+    }
+
+    /// The account's real limit is lower than configured: space requests by it from now on.
+    fn adopt_limit(&self, limit: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Ok(limit) = u32::try_from(limit) else { return };
+        if limit == 0 || limit >= self.limit.load(Relaxed) {
+            return;
+        }
+        self.limit.store(limit, Relaxed);
+        tracing::info!(limit, "the API reports a lower rate limit than configured; following it");
+        *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(RateLimiter::direct(quota(limit, self.config.rate_window)));
     }
 
     async fn invalidate_token(&self) {

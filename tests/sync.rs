@@ -189,3 +189,27 @@ async fn a_persistent_failure_fails_its_table_only_and_keeps_its_bookmark() {
     assert_matches_truth(&sim, dir.path());
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_the_api_reports_is_followed_without_a_single_429() {
+    // The account's plan allows 12 requests a window; the configuration claims 400.
+    let sim = helpscout_etl::simulator::Simulator::start(helpscout_etl::simulator::SimConfig {
+        conversations: 40,
+        seed: 8,
+        rate_limit_per_minute: 12,
+        rate_window: std::time::Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(&sim, dir.path());
+    settings.client.rate_limit = 400;
+    settings.client.concurrency = 1;
+    let report = sync_ok(&settings).await;
+    assert!(report.requests > 24, "more than two windows' worth of requests: {}", report.requests);
+    assert_eq!(sim.request_stats().rate_limited, 0);
+    assert_eq!(report.rate_limited, 0);
+    assert_matches_truth(&sim, dir.path());
+    sim.stop().await;
+}
