@@ -206,3 +206,13 @@ pub fn table_catalog_json() -> serde_json::Value {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_catalog_is_the_generated_one() {
+        let readme = include_str!("../README.md");
+        let catalog = super::table_catalog();
+        assert!(readme.contains(&catalog), "README.md is out of date: paste the output of `helpscout-etl tables`");
+    }
+}
