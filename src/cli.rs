@@ -34,6 +34,14 @@ pub enum Command {
     Status(OutputArgs),
     /// Forget tables (rows, bookmarks, Parquet folders) so the next sync reloads them.
     Reset(ResetArgs),
+    /// Search the integration log (the "HelpScout Log"); `log summary` for the dashboard figures.
+    Log(crate::log_command::LogArgs),
+    /// Re-attempt failed events (a table, a conversation or a customer whose sync failed).
+    Retry(crate::log_command::RetryArgs),
+    /// Install (or reinstall) the bundled SQL views into an existing DuckDB file.
+    Views(OutputArgs),
+    /// Print a bundled report: happiness, health (exits 4 below 95 %), api-usage.
+    Report(crate::report::ReportArgs),
     /// Print the table catalog generated from the table declarations (Markdown, or JSON).
     Tables {
         #[arg(long)]
@@ -216,6 +224,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Log(args) => crate::log_command::run(args),
+        Command::Retry(args) => crate::log_command::retry(args).await,
+        Command::Views(args) => {
+            let settings = settings_for_outputs(&args)?;
+            crate::views::install_into(&settings.outputs)?;
+            println!("Installed {} view files into {}.", crate::views::VIEWS.len(), settings.outputs.duckdb.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => crate::report::run(args),
         Command::Simulate(args) => {
             crate::simulator::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)
@@ -224,7 +241,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// Commands that only read outputs need no credentials.
-fn settings_for_outputs(args: &OutputArgs) -> anyhow::Result<Settings> {
+pub fn settings_for_outputs(args: &OutputArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => config::read_file(path)?,
         None => config::FileConfig::default(),

@@ -11,3 +11,10 @@ pub fn install(tx: &Tx<'_>) -> Result<(), WarehouseError> {
     }
     Ok(())
 }
+
+/// `helpscout-etl views`: installs the views into an existing file, in one transaction.
+pub fn install_into(outputs: &crate::config::Outputs) -> Result<(), WarehouseError> {
+    let warehouse = crate::sinks::duckdb::Warehouse::new(&outputs.duckdb);
+    let mut stats = Default::default();
+    warehouse.commit(&mut stats, |tx| install(tx))
+}
