@@ -123,7 +123,7 @@ pub struct ResetArgs {
 }
 
 impl OutputArgs {
-    fn overrides(&self) -> Overrides {
+    pub fn overrides(&self) -> Overrides {
         Overrides {
             output_dir: self.output.clone(),
             duckdb: self.duckdb.clone(),
@@ -134,7 +134,7 @@ impl OutputArgs {
 }
 
 impl SyncArgs {
-    fn overrides(&self) -> Overrides {
+    pub fn overrides(&self) -> Overrides {
         Overrides {
             tables: self.tables.clone(),
             full_refresh: self.full_refresh.clone(),

@@ -59,6 +59,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         workflow_edits: 2,
         team_edits: 1,
         team_member_changes: 2,
+        invalid_emails: 1,
     });
     println!(
         "\n2. A simulated day later: {} new conversations, {} replies, {} workflow changes, {} customer edits, {} merges, {} deletions",

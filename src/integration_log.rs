@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS helpscout_log (
   request VARCHAR,
   attempt BIGINT,
   duration_ms BIGINT,
-  retry_target VARCHAR
+  retry_target VARCHAR,
+  retried_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS helpscout_api_requests (
   "timestamp" TIMESTAMPTZ NOT NULL,
@@ -84,6 +85,18 @@ pub mod event {
     pub const RATE_LIMITED: &str = "Rate Limited";
     pub const AUTHENTICATION: &str = "Authentication";
     pub const ERROR: &str = "Error";
+    pub const ALL: &[&str] = &[
+        TICKET_CREATED,
+        CONVERSATION_UPDATED,
+        CONVERSATION_MERGED,
+        CONVERSATION_DELETED,
+        CUSTOMER_SYNCED,
+        CUSTOMER_UPDATED,
+        TABLE_SYNCED,
+        RATE_LIMITED,
+        AUTHENTICATION,
+        ERROR,
+    ];
 }
 
 /// One event, built in Rust (row events are built in SQL, see `row_events`).
@@ -135,6 +148,15 @@ impl LogEvent {
     }
 }
 
+/// A record that could not be synced (its table's bookmark stays put until it is).
+#[derive(Debug, Clone)]
+pub struct RecordFailure {
+    pub id: Option<i64>,
+    pub error: String,
+    pub http_status: Option<u16>,
+    pub request: Option<String>,
+}
+
 /// Events that the request records call for: throttling, authentication, failed attempts.
 pub fn events_from_requests(records: &[RequestRecord], table: Option<&str>) -> Vec<LogEvent> {
     let mut events = Vec::new();
@@ -169,9 +191,10 @@ pub fn events_from_requests(records: &[RequestRecord], table: Option<&str>) -> V
                     .error("Rate limit exceeded"),
             );
         } else if let Some(err) = &r.error {
+            // What is left to retry after the client's own retries is logged by the table or
+            // record that failed, not by each attempt.
             let mut e = base(event::ERROR, Status::Failed, format!("Request failed (attempt {})", r.attempt));
             e.error_message = Some(err.clone());
-            e.retry_target = Some(serde_json::json!({"table": table, "request": r.request}).to_string());
             events.push(e);
         }
     }
@@ -239,6 +262,38 @@ impl Tx<'_> {
         appender.flush().map_err(db)
     }
 
+    /// One Failed event per record that could not be synced, typed as the table's row events
+    /// (created or updated, by whether the key is already held), with what a retry needs.
+    pub fn append_record_failures(&self, table: &Table, failures: &[RecordFailure], run_id: &str) -> Result<(), WarehouseError> {
+        let (created, updated) = match table.row_events {
+            Some(ev) => (ev.created, ev.updated),
+            None => (event::ERROR, event::ERROR),
+        };
+        let conversation = table.row_events.and_then(|ev| ev.conversation_id).is_some();
+        let db = |source| WarehouseError::Db { doing: "logging failed records".into(), source };
+        for f in failures {
+            let held = match f.id {
+                Some(id) => self
+                    .conn
+                    .query_row(&format!("SELECT count(*) FROM {} WHERE id = ?", quote_ident(table.name)), [id], |r| r.get::<_, i64>(0))
+                    .map_err(db)?
+                    > 0,
+                None => false,
+            };
+            let mut e = LogEvent::new(if held { updated } else { created }, Status::Failed, format!("{} record {} could not be synced", table.name, f.id.map(|i| i.to_string()).unwrap_or_else(|| "(no id)".into())))
+                .table(table.name)
+                .error(f.error.clone());
+            e.http_status = f.http_status;
+            e.request = f.request.clone();
+            if conversation {
+                e.conversation_id = f.id;
+            }
+            e.retry_target = Some(serde_json::json!({"table": table.name, "id": f.id}).to_string());
+            self.append_events(run_id, &[e])?;
+        }
+        Ok(())
+    }
+
     /// One event per staged row that is new or changed (per the table's declaration);
     /// must run before the rows are upserted.
     pub fn append_row_events(&self, table: &Table, stage: &str, run_id: &str) -> Result<usize, WarehouseError> {
@@ -260,13 +315,15 @@ impl Tx<'_> {
             .collect();
         let changed = format!("concat_ws(', ', {})", changed.join(", "));
         let cid = ev.conversation_id.unwrap_or("NULL");
+        let (problem, problem_message) = ev.problem.unwrap_or(("false", "NULL"));
         let number = ev.conversation_number.unwrap_or("NULL");
         let sql = format!(
-            "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, details, run_id, table_name) \
+            "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, details, error_message, run_id, table_name, retry_target) \
              SELECT now(), CASE WHEN t.{first_key} IS NULL THEN '{created}' ELSE '{updated}' END, {email}, {cid}, {number}, \
                     CASE WHEN {cid} IS NOT NULL THEN '{WEB_LINK_PREFIX}' || {cid} || '/' || coalesce({number}::VARCHAR, '') END, \
-                    'Success', '{FROM_HELPSCOUT}', \
-                    {details} || CASE WHEN t.{first_key} IS NULL THEN '' ELSE '; changed: ' || {changed} END, ?, ? \
+                    CASE WHEN {problem} THEN 'Failed' ELSE 'Success' END, '{FROM_HELPSCOUT}', \
+                    {details} || CASE WHEN t.{first_key} IS NULL THEN '' ELSE '; changed: ' || {changed} END, \
+                    CASE WHEN {problem} THEN {problem_message} END, ?, ?, NULL \
              FROM {stage} s LEFT JOIN {target} t ON {on} \
              WHERE t.{first_key} IS NULL OR {changed} <> ''",
             created = ev.created,

@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod integration_log;
 pub mod log_command;
 pub mod progress;
+pub mod retry;
 pub mod report;
 pub mod schema;
 pub mod simulator;

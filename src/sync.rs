@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::client::{Client, ClientError, ErrorAction, Page, RequestRecord};
 use crate::config::{Method, Settings, TableChoice};
 use crate::convert::{ConvertError, Row, RunStamp, TableConverter};
-use crate::integration_log::{self, LogEvent, Status, event};
+use crate::integration_log::{self, LogEvent, RecordFailure, Status, event};
 use crate::progress::Progress;
 use crate::sinks::duckdb::{WindowStats, Warehouse, WarehouseError, RUNS_TABLE};
 use crate::sinks::parquet::{ParquetError, ParquetFolder};
@@ -43,6 +43,8 @@ pub enum SyncError {
     AlreadyRunning { path: String, lock: String },
     #[error("Cannot create the state folder {path}: {reason}; choose a writable `output.dir`.")]
     StateDir { path: String, reason: String },
+    #[error("{failed} {table} record(s) could not be synced (`helpscout-etl log --status Failed --table {table}` lists them); the table's bookmark stays put and `helpscout-etl retry` re-attempts them.")]
+    RecordsFailed { table: &'static str, failed: usize },
 }
 
 impl SyncError {
@@ -51,7 +53,7 @@ impl SyncError {
         match self {
             SyncError::Client(e) => matches!(e, ClientError::Auth(_) | ClientError::Unreachable { .. } | ClientError::TokenStore { .. }),
             SyncError::Warehouse(_) | SyncError::Parquet(_) | SyncError::AlreadyRunning { .. } | SyncError::StateDir { .. } => true,
-            SyncError::Convert(_) => false,
+            SyncError::Convert(_) | SyncError::RecordsFailed { .. } => false,
         }
     }
 }
@@ -147,6 +149,13 @@ struct Run<'a> {
     rate_limited: u64,
     lowest_remaining: Option<i64>,
     partitions_written: u64,
+    /// Records that could not be synced, per table.
+    failures: HashMap<&'static str, Vec<RecordFailure>>,
+}
+
+/// Client errors after which nothing else can succeed either.
+fn stops_everything(e: &ClientError) -> bool {
+    matches!(e, ClientError::Auth(_) | ClientError::Unreachable { .. } | ClientError::TokenStore { .. })
 }
 
 /// Rows gathered for one commit: parent rows by key, child rows per parent id.
@@ -232,6 +241,7 @@ impl<'a> Run<'a> {
             rate_limited: 0,
             lowest_remaining: None,
             partitions_written: 0,
+            failures: HashMap::new(),
         }
     }
 
@@ -283,12 +293,15 @@ impl<'a> Run<'a> {
                 duration_ms: 0,
                 error: None,
             };
+            // Records that failed are retried one by one; anything else retries the table.
+            let mut retry_table = false;
             match outcome {
                 Ok((rows, removed)) => {
                     report.rows = rows;
                     report.removed = removed;
                 }
                 Err(e) => {
+                    retry_table = !matches!(e, SyncError::RecordsFailed { .. });
                     report.status = Status::Failed;
                     report.error = Some(e.to_string());
                     if e.is_fatal() {
@@ -299,11 +312,13 @@ impl<'a> Run<'a> {
             report.duration_ms = started.elapsed().as_millis() as u64;
             // The table's closing record: its outcome, requests and log events.
             let mut events = integration_log::events_from_requests(&records, Some(table.name));
-            events.push(table_event(&report));
+            events.push(table_event(&report, retry_table));
             let run_id = self.stamp.run_id.clone();
+            let failures = self.failures.remove(table.name).unwrap_or_default();
             let logged = self.warehouse.commit(&mut self.windows, |tx| {
                 tx.append_requests(&run_id, Some(table.name), &records)?;
-                tx.append_events(&run_id, &events)
+                tx.append_events(&run_id, &events)?;
+                tx.append_record_failures(table, &failures, &run_id)
             });
             if let Err(e) = logged {
                 fatal.get_or_insert(e.to_string());
@@ -536,6 +551,9 @@ impl<'a> Run<'a> {
             removed += self.remove_unseen(table).await?;
         }
         removed += self.resolve_removals(table, losing).await?;
+        if let Some(failed) = self.failures.get(table.name).map(Vec::len).filter(|n| *n > 0) {
+            return Err(SyncError::RecordsFailed { table: table.name, failed });
+        }
         // The bookmark moves only once everything up to it is committed.
         let run_id = self.stamp.run_id.clone();
         let value = bookmark.map(|b| b.timestamp_micros());
@@ -643,7 +661,7 @@ impl<'a> Run<'a> {
             .collect()
             .await;
         let mut gone: HashSet<usize> = HashSet::new();
-        for (i, child, _id, result) in fetched {
+        for (i, child, id, result) in fetched {
             match result {
                 Ok(list) => {
                     if let Some(slot) = embedded[i].iter_mut().find(|(c, _)| c.name == child.name) {
@@ -654,7 +672,17 @@ impl<'a> Run<'a> {
                 Err(e) if e.action() == ErrorAction::Skip => {
                     gone.insert(i);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) if stops_everything(&e) => return Err(e.into()),
+                // This record only: logged for a retry, the rest of the page goes on.
+                Err(e) => {
+                    self.failures.entry(table.name).or_default().push(RecordFailure {
+                        id: Some(id),
+                        error: format!("its {} could not be read: {e}", child.name),
+                        http_status: e.http_status(),
+                        request: None,
+                    });
+                    gone.insert(i);
+                }
             }
         }
 
@@ -663,21 +691,37 @@ impl<'a> Run<'a> {
             if gone.contains(&i) {
                 continue;
             }
-            let row = self.converter(table.name).row(record, None, &self.stamp)?;
+            let row = match self.converter(table.name).row(record, None, &self.stamp) {
+                Ok(row) => row,
+                Err(e) => {
+                    let id = record.get("id").and_then(Value::as_i64);
+                    self.failures.entry(table.name).or_default().push(RecordFailure { id, error: e.to_string(), http_status: None, request: None });
+                    continue;
+                }
+            };
             let id = row_id(&row);
             if let Some(id) = id
                 && !seen.insert(id)
             {
                 *repeats += 1;
             }
+            let mut child_rows = Vec::new();
+            let mut broken = None;
             for (child, list) in &embedded[i] {
                 let conv = self.converter(child.name);
-                let rows = list
-                    .iter()
-                    .map(|r| conv.row(r, id, &self.stamp))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if let Some(id) = id {
-                    chunk.children.entry(child.name).or_default().insert(id, rows);
+                match list.iter().map(|r| conv.row(r, id, &self.stamp)).collect::<Result<Vec<_>, _>>() {
+                    Ok(rows) => child_rows.push((child.name, rows)),
+                    Err(e) => broken = Some(e),
+                }
+            }
+            // A record with an unreadable child is not stored half: it is retried whole.
+            if let Some(e) = broken {
+                self.failures.entry(table.name).or_default().push(RecordFailure { id, error: e.to_string(), http_status: None, request: None });
+                continue;
+            }
+            if let Some(id) = id {
+                for (name, rows) in child_rows {
+                    chunk.children.entry(name).or_default().insert(id, rows);
                 }
             }
             let key = self.converter(table.name).key_of(&row);
@@ -746,7 +790,7 @@ impl<'a> Run<'a> {
     /// Confirms candidates with the table's probe (301 merged, 404 deleted) and removes them
     /// with their children, leaving a tombstone and a log event. Returns the number removed.
     async fn resolve_removals(&mut self, table: &'static Table, candidates: Vec<i64>) -> Result<u64, SyncError> {
-        let Some(removals) = table.removals else { return Ok(0) };
+        let (Some(_), Some(record_path)) = (table.removals, table.record_path) else { return Ok(0) };
         if candidates.is_empty() || self.selected(table.name).is_none() {
             return Ok(0);
         }
@@ -756,7 +800,7 @@ impl<'a> Run<'a> {
         let client = Arc::clone(&self.client);
         let probes: Vec<(i64, Result<(), ClientError>)> = futures::stream::iter(candidates.into_iter().map(|id| {
             let client = Arc::clone(&client);
-            let path = removals.probe.replace("{id}", &id.to_string());
+            let path = record_path.replace("{id}", &id.to_string());
             async move { (id, client.get(&path).await.map(|_| ())) }
         }))
         .buffer_unordered(self.settings.client.concurrency.max(1))
@@ -913,7 +957,7 @@ impl<'a> Run<'a> {
         let count = chunk.len() as u64;
         let removed = self.replace_rows(table, chunk.rows, Some(&listed))?;
         if let Some((id, e)) = failures.into_iter().next() {
-            let parent_label = parent.trim_end_matches('s');
+            let parent_label = singular(parent);
             return Err(SyncError::Client(ClientError::Rejected {
                 path: format!("{parent_label} {id}"),
                 status: e.http_status().unwrap_or(0),
@@ -955,6 +999,88 @@ impl<'a> Run<'a> {
     }
 }
 
+/// What became of one record a retry re-fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Synced,
+    /// Merged or deleted upstream: removed (and tombstoned) here.
+    Removed,
+    Failed(String),
+}
+
+/// Re-fetches single records of `table` (its `record_path`) with their embedded children and
+/// commits them as a sync would, under the same lock. The table's bookmark is left alone: the
+/// next sync re-reads its window anyway.
+pub async fn retry_records(settings: &Settings, table: &'static Table, ids: &[i64]) -> Result<Vec<(i64, RecordOutcome)>, SyncError> {
+    let Some(record_path) = table.record_path else {
+        return Ok(ids.iter().map(|id| (*id, RecordOutcome::Failed(format!("{} records cannot be fetched one by one", table.name)))).collect());
+    };
+    let state_dir = settings.outputs.state_dir();
+    std::fs::create_dir_all(&state_dir).map_err(|e| SyncError::StateDir { path: state_dir.display().to_string(), reason: e.to_string() })?;
+    let _lock = RunLock::acquire(&state_dir, &settings.outputs.dir.display().to_string())?;
+    let client = Client::new(settings.client.clone())?;
+    let progress = Progress::Quiet;
+    let mut run = Run::new(settings, client, &progress);
+    run.prepare()?;
+    let mut outcomes = Vec::new();
+    for &id in ids {
+        let path = record_path.replace("{id}", &id.to_string());
+        let outcome = match run.client.get(&path).await {
+            Ok(response) => {
+                let mut chunk = Chunk::new();
+                let mut seen = HashSet::new();
+                let mut repeats = 0;
+                run.gather(table, vec![response.body], &mut chunk, &mut seen, &mut repeats).await?;
+                match run.failures.remove(table.name).and_then(|f| f.into_iter().next()) {
+                    Some(failure) => RecordOutcome::Failed(failure.error),
+                    None if chunk.len() == 0 && run.selected(table.name).is_some() => RecordOutcome::Failed("the record could not be read".into()),
+                    None => {
+                        let losing = run.commit_chunk(table, chunk)?;
+                        run.resolve_removals(table, losing).await?;
+                        RecordOutcome::Synced
+                    }
+                }
+            }
+            Err(ClientError::Moved { .. } | ClientError::NotFound { .. }) => {
+                run.resolve_removals(table, vec![id]).await?;
+                RecordOutcome::Removed
+            }
+            Err(e) if stops_everything(&e) => return Err(e.into()),
+            Err(e) => RecordOutcome::Failed(e.to_string()),
+        };
+        outcomes.push((id, outcome));
+    }
+    run.export_parquet(table)?;
+    for child in tables::ALL.iter().filter(|c| crate::convert::embedded_in(c, table.name)) {
+        if run.selected(child.name).is_some() {
+            run.export_parquet(child)?;
+        }
+    }
+    let records = run.client.take_records();
+    let run_id = run.stamp.run_id.clone();
+    let events = integration_log::events_from_requests(&records, Some(table.name));
+    run.warehouse.commit(&mut run.windows, |tx| {
+        tx.append_requests(&run_id, Some(table.name), &records)?;
+        tx.append_events(&run_id, &events)
+    })?;
+    Ok(outcomes)
+}
+
+/// One record of a table, in words (`mailboxes` → `mailbox`).
+fn singular(table: &str) -> &str {
+    table.strip_suffix("xes").map(|_| &table[..table.len() - 2]).unwrap_or_else(|| table.strip_suffix('s').unwrap_or(table))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn singular_names_read_right() {
+        assert_eq!(super::singular("mailboxes"), "mailbox");
+        assert_eq!(super::singular("teams"), "team");
+        assert_eq!(super::singular("conversations"), "conversation");
+    }
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
@@ -968,7 +1094,7 @@ fn method_name(choice: &TableChoice) -> &'static str {
     }
 }
 
-fn table_event(report: &TableReport) -> LogEvent {
+fn table_event(report: &TableReport, retry_table: bool) -> LogEvent {
     let details = format!(
         "{} rows received, {} removed, {} API requests ({})",
         report.rows, report.removed, report.requests, report.method
@@ -977,7 +1103,9 @@ fn table_event(report: &TableReport) -> LogEvent {
     e.duration_ms = Some(report.duration_ms);
     if let Some(err) = &report.error {
         e.error_message = Some(err.clone());
-        e.retry_target = Some(serde_json::json!({ "table": report.table }).to_string());
+        if retry_table {
+            e.retry_target = Some(serde_json::json!({ "table": report.table }).to_string());
+        }
     }
     e
 }

@@ -104,6 +104,8 @@ pub struct Table {
     pub parent_key: Option<&'static str>,
     /// Timestamp column whose month partitions the Parquet folder; `None`: one file.
     pub partition_month_of: Option<&'static str>,
+    /// One record's endpoint (`{id}`), for retries and for confirming removals.
+    pub record_path: Option<&'static str>,
     /// Integration-log events written for each row this table receives.
     pub row_events: Option<RowEvents>,
     /// How rows that vanish from the API are noticed (incremental lists only).
@@ -123,14 +125,16 @@ pub struct RowEvents {
     pub conversation_number: Option<&'static str>,
     /// What was transferred, in words.
     pub details: &'static str,
+    /// A data problem worth a Failed event although the row is stored as received:
+    /// (SQL condition, SQL error message).
+    pub problem: Option<(&'static str, &'static str)>,
 }
 
 /// Removed records vanish from lists: they are noticed by the list's size (or by their children
-/// moving to another parent) and confirmed one by one.
+/// moving to another parent) and confirmed one by one at the table's `record_path`
+/// (301 = merged into the `Location`, 404 = deleted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removals {
-    /// A single record's endpoint: 301 = merged into the `Location`, 404 = deleted.
-    pub probe: &'static str,
     /// List parameters an id scan leaves out (they only add embedded data).
     pub scan_omits: &'static [&'static str],
 }
@@ -215,6 +219,7 @@ pub const CONVERSATIONS: Table = Table {
     replication: Replication::Incremental { cursor: "updated_at" },
     parent_key: None,
     partition_month_of: Some("created_at"),
+    record_path: Some("/conversations/{id}"),
     row_events: Some(RowEvents {
         created: "Ticket Created",
         updated: "Conversation Updated",
@@ -222,8 +227,9 @@ pub const CONVERSATIONS: Table = Table {
         conversation_id: Some("s.id"),
         conversation_number: Some("s.number"),
         details: "'Subject: ' || coalesce(s.subject, '') || '; status: ' || coalesce(s.status, '') || '; threads: ' || coalesce(s.threads::VARCHAR, '0')",
+        problem: None,
     }),
-    removals: Some(Removals { probe: "/conversations/{id}", scan_omits: &["embed"] }),
+    removals: Some(Removals { scan_omits: &["embed"] }),
     columns: &[
         col("assignee", PERSON),
         col("bcc", TEXTS),
@@ -279,6 +285,7 @@ pub const CONVERSATION_THREADS: Table = Table {
     replication: Replication::Incremental { cursor: "created_at" },
     parent_key: Some("conversation_id"),
     partition_month_of: Some("created_at"),
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[
@@ -326,13 +333,18 @@ pub const CUSTOMERS: Table = Table {
     replication: Replication::Incremental { cursor: "updated_at" },
     parent_key: None,
     partition_month_of: Some("created_at"),
+    record_path: Some("/customers/{id}"),
     row_events: Some(RowEvents {
         created: "Customer Synced",
         updated: "Customer Updated",
         customer_email: "s.emails[1].value",
         conversation_id: None,
         conversation_number: None,
-        details: "'Customer: ' || trim(coalesce(s.first_name, '') || ' ' || coalesce(s.last_name, ''))",
+        details: "'Customer: ' || trim(coalesce(s.first_name, '') || ' ' || coalesce(s.last_name, '')) ",
+        problem: Some((
+            "len(list_filter(coalesce(s.emails, []), lambda e: NOT regexp_full_match(coalesce(e.value, ''), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+'))) > 0",
+            "'Invalid email address: ' || list_filter(s.emails, lambda e: NOT regexp_full_match(coalesce(e.value, ''), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+'))[1].value || ' (the customer is stored as received; correct the address in Help Scout)'",
+        )),
     }),
     removals: None,
     columns: &[
@@ -390,6 +402,7 @@ pub const HAPPINESS_RATINGS_REPORT: Table = Table {
     replication: Replication::FullTable,
     parent_key: None,
     partition_month_of: Some("rating_created_at"),
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[
@@ -419,6 +432,7 @@ pub const MAILBOX_FIELDS: Table = Table {
     replication: Replication::FullTable,
     parent_key: Some("mailbox_id"),
     partition_month_of: None,
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[
@@ -443,6 +457,7 @@ pub const MAILBOX_FOLDERS: Table = Table {
     replication: Replication::Incremental { cursor: "updated_at" },
     parent_key: Some("mailbox_id"),
     partition_month_of: None,
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[
@@ -468,6 +483,7 @@ pub const MAILBOXES: Table = Table {
     replication: Replication::Incremental { cursor: "updated_at" },
     parent_key: None,
     partition_month_of: None,
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[
@@ -491,6 +507,7 @@ pub const TEAM_MEMBERS: Table = Table {
     replication: Replication::FullTable,
     parent_key: Some("team_id"),
     partition_month_of: None,
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[parent("team_id"), from("user_id", Int, "id")],
@@ -507,6 +524,7 @@ pub const TEAMS: Table = Table {
     replication: Replication::Incremental { cursor: "updated_at" },
     parent_key: None,
     partition_month_of: None,
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[
@@ -532,6 +550,7 @@ pub const USERS: Table = Table {
     replication: Replication::Incremental { cursor: "updated_at" },
     parent_key: None,
     partition_month_of: None,
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[
@@ -559,6 +578,7 @@ pub const WORKFLOWS: Table = Table {
     replication: Replication::Incremental { cursor: "modified_at" },
     parent_key: None,
     partition_month_of: None,
+    record_path: None,
     row_events: None,
     removals: None,
     columns: &[

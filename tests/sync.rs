@@ -52,6 +52,7 @@ fn every_change(seed: u64) -> MutationPlan {
         workflow_edits: 2,
         team_edits: 1,
         team_member_changes: 2,
+        invalid_emails: 1,
     }
 }
 

@@ -28,6 +28,10 @@ pub struct MutationPlan {
     pub workflow_changes: usize,
     /// Customer profile edits (bump `updatedAt`).
     pub customer_edits: usize,
+    /// Customers whose first email becomes malformed (legacy data the write API would refuse
+    /// today; bumps `updatedAt`).
+    #[serde(default)]
+    pub invalid_emails: usize,
     /// Merges: the source vanishes (301 for 60 days, then 404), its threads move to the target.
     pub merges: usize,
     /// Deletions: the conversation vanishes (404).
@@ -157,6 +161,19 @@ pub fn apply(st: &mut State, plan: &MutationPlan, now: Ts) -> MutationReport {
         }
         let id = ids[rng.random_range(0..ids.len())].1;
         edit_customer(st, &mut rng, now, id);
+        rep.edited_customers.push(id);
+    }
+    for _ in 0..plan.invalid_emails {
+        let ids = st.cust_idx.created.since(None);
+        if ids.is_empty() {
+            break;
+        }
+        let id = ids[rng.random_range(0..ids.len())].1;
+        st.update_customer(id, now, |c| {
+            if let Some(first) = c.emails.first_mut() {
+                first.value = first.value.replacen('@', " at ", 1);
+            }
+        });
         rep.edited_customers.push(id);
     }
     for _ in 0..plan.merges {
@@ -604,6 +621,7 @@ mod tests {
             workflow_edits: 1,
             team_edits: 1,
             team_member_changes: 2,
+            invalid_emails: 0,
         };
         let rep = apply(&mut st, &plan, now);
         assert_eq!(rep.new_conversations.len(), 5);
