@@ -298,6 +298,16 @@ impl Tx<'_> {
     /// must run before the rows are upserted.
     pub fn append_row_events(&self, table: &Table, stage: &str, run_id: &str) -> Result<usize, WarehouseError> {
         let Some(ev) = table.row_events else { return Ok(0) };
+        // With column selection some declared columns are absent: what reads them is NULL.
+        let present = self.column_names(table.name)?;
+        let usable = |expr: &'static str| -> String {
+            let reads_absent = expr
+                .split("s.")
+                .skip(1)
+                .map(|rest| rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or(""))
+                .any(|col| !present.iter().any(|p| p == col));
+            if reads_absent { "NULL".to_string() } else { expr.to_string() }
+        };
         let join: Vec<String> = table
             .primary_key
             .iter()
@@ -307,16 +317,24 @@ impl Tx<'_> {
         let changed: Vec<String> = table
             .columns
             .iter()
-            .filter(|c| !matches!(c.source, Source::ParentId))
+            .filter(|c| !matches!(c.source, Source::ParentId) && present.iter().any(|p| p == c.name))
             .map(|c| {
                 let q = quote_ident(c.name);
                 format!("CASE WHEN s.{q} IS DISTINCT FROM t.{q} THEN '{}' END", c.name)
             })
             .collect();
         let changed = format!("concat_ws(', ', {})", changed.join(", "));
-        let cid = ev.conversation_id.unwrap_or("NULL");
-        let (problem, problem_message) = ev.problem.unwrap_or(("false", "NULL"));
-        let number = ev.conversation_number.unwrap_or("NULL");
+        let cid = ev.conversation_id.map(usable).unwrap_or_else(|| "NULL".into());
+        let number = ev.conversation_number.map(usable).unwrap_or_else(|| "NULL".into());
+        let (problem, problem_message) = match ev.problem {
+            Some((condition, message)) if usable(condition) != "NULL" => (condition.to_string(), usable(message)),
+            _ => ("false".to_string(), "NULL".to_string()),
+        };
+        let email = usable(ev.customer_email);
+        let details = match usable(ev.details) {
+            d if d == "NULL" => format!("'{} row'", table.name),
+            d => d,
+        };
         let sql = format!(
             "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, details, error_message, run_id, table_name, retry_target) \
              SELECT now(), CASE WHEN t.{first_key} IS NULL THEN '{created}' ELSE '{updated}' END, {email}, {cid}, {number}, \
@@ -328,8 +346,6 @@ impl Tx<'_> {
              WHERE t.{first_key} IS NULL OR {changed} <> ''",
             created = ev.created,
             updated = ev.updated,
-            email = ev.customer_email,
-            details = ev.details,
             stage = quote_ident(stage),
             target = quote_ident(table.name),
             on = join.join(" AND "),

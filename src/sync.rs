@@ -822,8 +822,11 @@ impl<'a> Run<'a> {
             return Ok(0);
         }
         let run_id = self.stamp.run_id.clone();
-        let children: Vec<&'static Table> =
-            tables::ALL.iter().copied().filter(|c| c.parent() == Some(table.name)).collect();
+        let children: Vec<&'static Table> = tables::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.parent() == Some(table.name) && self.selected(c.name).is_some())
+            .collect();
         let ids: Vec<i64> = removed.iter().map(|r| r.0).collect();
         let events: Vec<LogEvent> = removed
             .iter()

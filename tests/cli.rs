@@ -246,3 +246,35 @@ async fn status_json_report_and_reset() {
     assert_matches_truth(&sim, &out);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysts_can_open_the_file_read_only_while_a_sync_runs() {
+    let sim = simulator(60, 17).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(&sim, tmp.path(), "");
+    let out = tmp.path().join("out");
+    assert!(command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).output().unwrap().status.success());
+    // A slow second run: every customer and conversation page takes 300 ms to answer.
+    sim.advance_clock(chrono::Duration::hours(1));
+    sim.mutate(&helpscout_etl::simulator::MutationPlan { seed: 1, new_conversations: 40, ..Default::default() });
+    sim.set_faults(FaultPlan {
+        rules: vec![
+            FaultRule { path_prefix: Some("/v2/customers".into()), method: None, after: 0, count: 100, kind: FaultKind::Delay(300) },
+            FaultRule { path_prefix: Some("/v2/conversations".into()), method: None, after: 0, count: 100, kind: FaultKind::Delay(300) },
+        ],
+    });
+    let mut child = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).stdout(Stdio::null()).spawn().unwrap();
+    let mut reads_during_sync = 0;
+    while child.try_wait().unwrap().is_none() {
+        let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
+        // Between commits the file is free; during a commit it is held for a moment.
+        if let Ok(conn) = duckdb::Connection::open_with_flags(out.join("helpscout.duckdb"), config) {
+            let n: i64 = conn.query_row("SELECT count(*) FROM conversations", [], |r| r.get(0)).unwrap();
+            assert!(n >= 60);
+            reads_during_sync += 1;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(reads_during_sync > 0, "the file could be read while the sync ran");
+    sim.stop().await;
+}

@@ -214,3 +214,32 @@ async fn the_limit_the_api_reports_is_followed_without_a_single_429() {
     assert_matches_truth(&sim, dir.path());
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selected_tables_and_columns_only_and_full_replication() {
+    let sim = simulator(50, 19).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_with(&sim, dir.path(), |f| {
+        f.sync.tables = Some(vec!["users".into(), "conversations".into()]);
+        f.tables.insert(
+            "conversations".into(),
+            helpscout_etl::config::TableSection { replication: Some("full".into()), columns: Some(vec!["subject".into(), "status".into()]) },
+        );
+    });
+    let report = sync_ok(&settings).await;
+    assert_eq!(report.tables.iter().map(|t| t.table.as_str()).collect::<Vec<_>>(), ["users", "conversations"]);
+    let columns = query_strings(dir.path(), "SELECT column_name FROM information_schema.columns WHERE table_name = 'conversations' ORDER BY ordinal_position");
+    assert_eq!(columns, ["created_at", "id", "status", "subject", "_extracted_at", "_run_id", "_extra"]);
+    let tables = query_strings(dir.path(), "SELECT table_name FROM information_schema.tables WHERE table_name IN ('customers', 'conversation_threads', 'users')");
+    assert_eq!(tables, ["users"], "unselected tables are not created");
+    let parquet = helpscout_etl::sinks::parquet::ParquetFolder::new(dir.path().join("parquet"));
+    assert!(!parquet.files("conversations").is_empty() && parquet.files("customers").is_empty());
+    // Full replication: a deleted conversation disappears on the next run without any probe.
+    sim.advance_clock(chrono::Duration::hours(1));
+    sim.mutate(&MutationPlan { seed: 2, deletions: 2, ..Default::default() });
+    let report = sync_ok(&settings).await;
+    let conversations = report.tables.iter().find(|t| t.table == "conversations").unwrap();
+    assert_eq!((conversations.method, conversations.removed), ("full", 2));
+    assert_eq!(query_i64(dir.path(), "SELECT count(*) FROM conversations"), truth_rows(&sim, &tables::CONVERSATIONS).len() as i64);
+    sim.stop().await;
+}
