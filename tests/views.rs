@@ -513,7 +513,7 @@ async fn a_sync_of_some_tables_or_columns_installs_what_it_can() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_with(&sim, dir.path(), |f| {
         f.sync.tables = Some(vec!["mailboxes".into(), "mailbox_folders".into(), "users".into(), "conversations".into()]);
-        f.tables.insert("mailboxes".into(), TableSection { columns: Some(vec!["email".into()]), ..Default::default() });
+        f.tables.insert("mailboxes".into(), TableSection { columns: Some(vec!["email".into(), "updated_at".into()]), ..Default::default() });
     });
     sync_ok(&settings).await;
     let path = duckdb_path(dir.path());
