@@ -143,6 +143,7 @@ fn happiness(conn: &Connection, file: &str, by: Option<By>, limit: Option<usize>
             let title = match by {
                 By::Comments => "Happiness ratings with comments, newest first (UTC)".to_string(),
                 By::Team => "Happiness by team (a user in several teams counts in each)".to_string(),
+                By::Mailbox | By::User => format!("Happiness by {}; happiness score = % great − % not good", by.name()),
                 _ => format!("Happiness by {} (UTC); happiness score = % great − % not good", by.name()),
             };
             println!("{title}");
