@@ -1,7 +1,8 @@
 //! The command line: `sync`, `demo`, `status`, `reset`, `tables`, `simulate`.
 //!
 //! Exit codes tell outcomes apart for schedulers: 0 success, 1 failed, 2 bad input
-//! (configuration, credentials, arguments), 3 partial (some tables failed, the rest complete).
+//! (configuration, credentials, arguments), 3 partial (some tables failed, the rest complete),
+//! 4 unhealthy (`report health`: an event type below 95 % in the last 24 hours).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

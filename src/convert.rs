@@ -54,6 +54,7 @@ impl TableConverter {
                 || table.primary_key.contains(&c.name)
                 || table.parent_key == Some(c.name)
                 || table.partition_month_of == Some(c.name)
+                || matches!(table.replication, crate::tables::Replication::Incremental { cursor } if cursor == c.name)
         };
         let columns: Vec<&'static Column> = table.columns.iter().filter(|c| keep(c)).collect();
         let mut schema_columns: Vec<SchemaColumn> = columns
@@ -415,7 +416,7 @@ mod tests {
         let sel = vec!["subject".to_string()];
         let conv = TableConverter::new(&CONVERSATIONS, Some(&sel), &[]);
         let names: Vec<_> = conv.schema_columns().iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["created_at", "id", "subject", "_extracted_at", "_run_id", "_extra"]);
+        assert_eq!(names, ["created_at", "id", "subject", "updated_at", "_extracted_at", "_run_id", "_extra"]);
         let row = conv.row(&conversation(), None, &stamp()).unwrap();
         let batch = conv.batch(&[row]).unwrap();
         assert!(batch.column_by_name("subject").unwrap().null_count() == 0);

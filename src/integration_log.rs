@@ -190,6 +190,9 @@ pub fn events_from_requests(records: &[RequestRecord], table: Option<&str>) -> V
                 base(event::RATE_LIMITED, Status::Pending, "Throttled by the API; waited the advertised time and retried".into())
                     .error("Rate limit exceeded"),
             );
+        } else if matches!(r.status, Some(301 | 403 | 404)) {
+            // Answers, not failures: their meaning (merged, deleted, not on this plan, mailbox
+            // not found) is logged by the table or record they concern.
         } else if let Some(err) = &r.error {
             // What is left to retry after the client's own retries is logged by the table or
             // record that failed, not by each attempt.

@@ -229,7 +229,7 @@ async fn selected_tables_and_columns_only_and_full_replication() {
     let report = sync_ok(&settings).await;
     assert_eq!(report.tables.iter().map(|t| t.table.as_str()).collect::<Vec<_>>(), ["users", "conversations"]);
     let columns = query_strings(dir.path(), "SELECT column_name FROM information_schema.columns WHERE table_name = 'conversations' ORDER BY ordinal_position");
-    assert_eq!(columns, ["created_at", "id", "status", "subject", "_extracted_at", "_run_id", "_extra"]);
+    assert_eq!(columns, ["created_at", "id", "status", "subject", "updated_at", "_extracted_at", "_run_id", "_extra"], "keys, partition and cursor columns stay");
     let tables = query_strings(dir.path(), "SELECT table_name FROM information_schema.tables WHERE table_name IN ('customers', 'conversation_threads', 'users')");
     assert_eq!(tables, ["users"], "unselected tables are not created");
     let parquet = helpscout_etl::sinks::parquet::ParquetFolder::new(dir.path().join("parquet"));
