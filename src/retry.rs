@@ -112,7 +112,7 @@ pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
                 tx.execute_batch(&format!("UPDATE {LOG_TABLE} SET retried_at = now() WHERE event_id = {original}"), "marking a retried event")?;
             }
         }
-        Ok(())
+        Ok::<_, crate::sinks::duckdb::WarehouseError>(())
     })?;
     let failed = results.iter().filter(|(_, e)| e.status == Status::Failed).count();
     for (_, e) in &results {

@@ -149,7 +149,7 @@ pub fn reset(outputs: &Outputs, names: &[String]) -> anyhow::Result<Vec<String>>
                 &format!("resetting {}", table.name),
             )?;
         }
-        Ok(())
+        Ok::<_, crate::sinks::duckdb::WarehouseError>(())
     })?;
     let parquet = ParquetFolder::new(&outputs.parquet);
     for table in &chosen {

@@ -368,6 +368,13 @@ impl<'a> Run<'a> {
             report.status = RunStatus::Failed;
             report.error.get_or_insert(e.to_string());
         }
+        // The log, beside the tables in the Parquet folder.
+        let folder = &self.parquet;
+        let exported = self.warehouse.commit(&mut self.windows, |tx| folder.export_log(tx.conn, &run_id).map_err(SyncError::from));
+        if let Err(e) = exported {
+            report.status = RunStatus::Failed;
+            report.error.get_or_insert(e.to_string());
+        }
         report.commits = self.windows.commits;
         report.longest_commit_window_ms = self.windows.longest.as_millis() as u64;
         Ok(report)
@@ -456,22 +463,11 @@ impl<'a> Run<'a> {
     fn export_parquet(&mut self, table: &'static Table) -> Result<(), SyncError> {
         let schema = self.converter(table.name).schema();
         let folder = &self.parquet;
-        let written = self.warehouse.commit(&mut self.windows, |tx| {
-            folder.export_dirty(tx.conn, table, &schema).map_err(|e| WarehouseError::Db {
-                doing: e.to_string(),
-                source: duckdb::Error::InvalidQuery,
-            })
-        });
-        match written {
-            Ok(n) => {
-                self.partitions_written += n as u64;
-                Ok(())
-            }
-            Err(WarehouseError::Db { doing, source: duckdb::Error::InvalidQuery }) => {
-                Err(SyncError::Parquet(ParquetError::Io { path: self.parquet.root.display().to_string(), reason: doing }))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let written = self
+            .warehouse
+            .commit(&mut self.windows, |tx| folder.export_dirty(tx.conn, table, &schema).map_err(SyncError::from))?;
+        self.partitions_written += written as u64;
+        Ok(())
     }
 
     fn url_for(&self, table: &Table, parent_id: Option<i64>, extra: &[(&str, String)]) -> String {
@@ -565,7 +561,7 @@ impl<'a> Run<'a> {
             for child in tables::ALL.iter().filter(|c| crate::convert::embedded_in(c, table.name)) {
                 tx.set_bookmark(child.name, scope, value, &run_id)?;
             }
-            Ok(())
+            Ok::<_, WarehouseError>(())
         })?;
         if let Some(v) = value {
             self.bookmarks.insert(format!("{}\u{1f}{scope}", table.name), v);
@@ -767,7 +763,7 @@ impl<'a> Run<'a> {
                 tx.upsert(child, &stage)?;
             }
             losing.retain(|id| !parent_ids.contains(id));
-            Ok(losing)
+            Ok::<_, WarehouseError>(losing)
         })?;
         Ok(losing)
     }
@@ -996,7 +992,7 @@ impl<'a> Run<'a> {
             for scope in parents.unwrap_or(&[]).iter().map(|p| format!("parent:{p}")).chain(parents.is_none().then(String::new)) {
                 tx.set_bookmark(table.name, &scope, bookmark, &run_id)?;
             }
-            Ok(removed)
+            Ok::<_, WarehouseError>(removed)
         })?;
         Ok(removed)
     }

@@ -153,11 +153,23 @@ async fn the_log_page_use_cases_are_answered_by_commands() {
     assert_eq!(code, 0);
     assert!(table.contains("Invalid email address"), "{table}");
 
+    // The log is exported beside the tables, one partition per day.
+    let files = helpscout_etl::sinks::parquet::ParquetFolder::new(dir.join("parquet")).files("helpscout_log");
+    assert!(!files.is_empty() && files.iter().all(|f| f.parent().unwrap().file_name().unwrap().to_string_lossy().starts_with("day=")));
+    let exported: i64 = files
+        .iter()
+        .map(|f| {
+            use parquet::file::reader::FileReader;
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap().metadata().file_metadata().num_rows()
+        })
+        .sum();
+    assert_eq!(exported, query_i64(dir, "SELECT count(*) FROM helpscout_log"));
+
     // Secrets never land in what we write.
     for secret in [sim.config().client_secret.as_str(), "wrong-secret", sim.config().refresh_token.as_str(), "Bearer"] {
-        for file in ["helpscout.duckdb"] {
-            let bytes = std::fs::read(dir.join(file)).unwrap();
-            assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{secret} in {file}");
+        for file in std::iter::once(dir.join("helpscout.duckdb")).chain(files.iter().cloned()) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{secret} in {}", file.display());
         }
         let (_, all) = cli(dir, &["log", "--format", "json", "--limit", "0"]);
         assert!(!all.contains(secret), "{secret} in the log");

@@ -158,11 +158,11 @@ impl Warehouse {
     }
 
     /// Runs `f` in one transaction on a freshly opened connection; the file is closed after.
-    pub fn commit<T>(
+    pub fn commit<T, E: From<WarehouseError>>(
         &self,
         stats: &mut WindowStats,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, WarehouseError>,
-    ) -> Result<T, WarehouseError> {
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let started = Instant::now();
         let mut conn = self.connect()?;
         let result = {

@@ -102,7 +102,6 @@ impl ParquetFolder {
         let mut stmt = conn.prepare(&sql).map_err(db)?;
         let batches: Vec<RecordBatch> = stmt.query_arrow([value]).map_err(db)?.collect();
         let dir = self.partition_dir(table, value);
-        let path = dir.join(DATA_FILE);
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let io = |e: std::io::Error| ParquetError::Io { path: dir.display().to_string(), reason: e.to_string() };
         if rows == 0 {
@@ -114,20 +113,26 @@ impl ParquetFolder {
                 return Ok(());
             }
         }
-        fs::create_dir_all(&dir).map_err(io)?;
-        let encode = |reason: String| ParquetError::Encode { table: table.name.into(), reason };
-        let tmp = crate::fsutil::aside(&path);
-        {
-            let file = fs::File::create(&tmp).map_err(io)?;
-            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| encode(e.to_string()))?;
-            for batch in batches {
-                writer.write(&conform(&batch, schema).map_err(encode)?).map_err(|e| encode(e.to_string()))?;
-            }
-            let file = writer.into_inner().map_err(|e| encode(e.to_string()))?;
-            file.sync_all().map_err(io)?;
+        let converted = batches.into_iter().map(|b| conform(&b, schema));
+        write_file(&dir, table.name, schema, converted)
+    }
+
+    /// Rewrites the integration log's day partitions that hold events of `run_id`
+    /// (`helpscout_log/day=YYYY-MM-DD/data.parquet`), each from all of that day's events.
+    pub fn export_log(&self, conn: &Connection, run_id: &str) -> Result<usize, ParquetError> {
+        let table = crate::integration_log::LOG_TABLE;
+        let db = |source| ParquetError::Db { table: table.into(), source };
+        let day = "strftime(make_timestamp(epoch_us(\"timestamp\")), '%Y-%m-%d')";
+        let mut stmt = conn.prepare(&format!("SELECT DISTINCT {day} FROM {table} WHERE run_id = ? ORDER BY 1")).map_err(db)?;
+        let days: Vec<String> = stmt.query_map([run_id], |r| r.get(0)).map_err(db)?.collect::<Result<_, _>>().map_err(db)?;
+        for d in &days {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} WHERE {day} = ? ORDER BY event_id")).map_err(db)?;
+            let batches: Vec<RecordBatch> = stmt.query_arrow([d]).map_err(db)?.collect();
+            let Some(schema) = batches.first().map(RecordBatch::schema) else { continue };
+            let dir = self.table_dir(table).join(format!("day={d}"));
+            write_file(&dir, table, &schema, batches.into_iter().map(Ok))?;
         }
-        crate::fsutil::commit_aside(&tmp, &path).map_err(io)
+        Ok(days.len())
     }
 
     /// Files currently in a table's folder (for tests and `status`).
@@ -149,6 +154,29 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// Writes one partition file aside, flushes it, renames it over `dir/data.parquet`.
+fn write_file(
+    dir: &Path,
+    table: &str,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch, String>>,
+) -> Result<(), ParquetError> {
+    let io = |e: std::io::Error| ParquetError::Io { path: dir.display().to_string(), reason: e.to_string() };
+    let encode = |reason: String| ParquetError::Encode { table: table.into(), reason };
+    fs::create_dir_all(dir).map_err(io)?;
+    let path = dir.join(DATA_FILE);
+    let tmp = crate::fsutil::aside(&path);
+    let file = fs::File::create(&tmp).map_err(io)?;
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| encode(e.to_string()))?;
+    for batch in batches {
+        writer.write(&batch.map_err(encode)?).map_err(|e| encode(e.to_string()))?;
+    }
+    let file = writer.into_inner().map_err(|e| encode(e.to_string()))?;
+    file.sync_all().map_err(io)?;
+    crate::fsutil::commit_aside(&tmp, &path).map_err(io)
 }
 
 /// DuckDB's Arrow output → the contract schema (list item names, nullability).
