@@ -275,7 +275,7 @@ pub fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("Run {} — {:?}", report.run_id, report.status);
-    println!("{:<26} {:>9} {:>8} {:>9} {:>9}  {}", "table", "rows", "removed", "requests", "seconds", "status");
+    println!("{:<26} {:>9} {:>8} {:>9} {:>9}  status", "table", "rows", "removed", "requests", "seconds");
     for t in &report.tables {
         println!(
             "{:<26} {:>9} {:>8} {:>9} {:>9.1}  {}",

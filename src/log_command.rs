@@ -274,7 +274,7 @@ fn print_table(events: &[Map<String, Value>]) {
         Some(Value::Null) | None => String::new(),
         Some(v) => v.to_string(),
     };
-    println!("{:<20} {:<21} {:<8} {:<28} {:<12} {}", "timestamp", "event", "status", "customer", "conversation", "details / error");
+    println!("{:<20} {:<21} {:<8} {:<28} {:<12} details / error", "timestamp", "event", "status", "customer", "conversation");
     for e in events {
         let what = match text(e, "error_message") {
             err if err.is_empty() => text(e, "details"),

@@ -153,6 +153,9 @@ struct Run<'a> {
     failures: HashMap<&'static str, Vec<RecordFailure>>,
 }
 
+/// A child list refetched for the record at an index of a page.
+type Refetched = (usize, &'static Table, i64, Result<Vec<Value>, ClientError>);
+
 /// Client errors after which nothing else can succeed either.
 fn stops_everything(e: &ClientError) -> bool {
     matches!(e, ClientError::Auth(_) | ClientError::Unreachable { .. } | ClientError::TokenStore { .. })
@@ -632,10 +635,10 @@ impl<'a> Run<'a> {
                     let expected = record.get(rule.count_field).and_then(Value::as_u64);
                     let (field, value) = rule.always_when;
                     let truncated = record.get(field).and_then(Value::as_str) == Some(value);
-                    if truncated || expected.is_some_and(|n| (list.len() as u64) < n) {
-                        if let Some(id) = record.get("id").and_then(Value::as_i64) {
-                            refetch.push((i, child, id));
-                        }
+                    if (truncated || expected.is_some_and(|n| (list.len() as u64) < n))
+                        && let Some(id) = record.get("id").and_then(Value::as_i64)
+                    {
+                        refetch.push((i, child, id));
                     }
                 }
                 lists.push((*child, list));
@@ -643,7 +646,7 @@ impl<'a> Run<'a> {
             embedded.push(lists);
         }
         let client = Arc::clone(&self.client);
-        let fetched: Vec<(usize, &'static Table, i64, Result<Vec<Value>, ClientError>)> =
+        let fetched: Vec<Refetched> =
             futures::stream::iter(refetch.into_iter().map(|(i, child, id)| {
                 let client = Arc::clone(&client);
                 let url = self.url_for(child, Some(id), &[]);
@@ -1070,16 +1073,6 @@ fn singular(table: &str) -> &str {
     table.strip_suffix("xes").map(|_| &table[..table.len() - 2]).unwrap_or_else(|| table.strip_suffix('s').unwrap_or(table))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn singular_names_read_right() {
-        assert_eq!(super::singular("mailboxes"), "mailbox");
-        assert_eq!(super::singular("teams"), "team");
-        assert_eq!(super::singular("conversations"), "conversation");
-    }
-}
-
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
@@ -1109,3 +1102,12 @@ fn table_event(report: &TableReport, retry_table: bool) -> LogEvent {
     e
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn singular_names_read_right() {
+        assert_eq!(super::singular("mailboxes"), "mailbox");
+        assert_eq!(super::singular("teams"), "team");
+        assert_eq!(super::singular("conversations"), "conversation");
+    }
+}
