@@ -160,6 +160,12 @@ pub fn settings(config_file: Option<&PathBuf>, overrides: &Overrides) -> Result<
 
 /// The entry point `main.rs` calls.
 pub fn main() -> ExitCode {
+    // Output piped into `head` and the like ends quietly, as with other command-line tools.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

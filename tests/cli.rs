@@ -278,3 +278,12 @@ async fn analysts_can_open_the_file_read_only_while_a_sync_runs() {
     assert!(reads_during_sync > 0, "the file could be read while the sync ran");
     sim.stop().await;
 }
+
+#[test]
+fn output_cut_short_by_a_closed_pipe_is_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = command(tmp.path()).args(["tables"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+}
