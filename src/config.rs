@@ -83,6 +83,8 @@ pub struct SyncSection {
     pub overlap_secs: Option<u64>,
     pub chunk_rows: Option<usize>,
     pub lock_timeout_secs: Option<u64>,
+    /// Seconds between checks for removed conversations (0: every run).
+    pub removal_check_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +165,8 @@ pub struct Settings {
     pub overlap: Duration,
     pub chunk_rows: usize,
     pub lock_timeout: Duration,
+    /// How often the size of a list is compared with the rows held, to notice removals.
+    pub removal_check: Duration,
 }
 
 /// Reads the file, if any. `.json` files are read as tap-helpscout configurations.
@@ -318,6 +322,7 @@ pub fn resolve(
         overlap: Duration::from_secs(file.sync.overlap_secs.unwrap_or(300)),
         chunk_rows: file.sync.chunk_rows.unwrap_or(2_000).max(1),
         lock_timeout: Duration::from_secs(file.sync.lock_timeout_secs.unwrap_or(120)),
+        removal_check: Duration::from_secs(file.sync.removal_check_secs.unwrap_or(3600)),
     })
 }
 

@@ -55,7 +55,7 @@ pub fn status(outputs: &Outputs) -> anyhow::Result<Status> {
         let (bookmark, synced) = conn
             .query_row(
                 &format!(
-                    "SELECT strftime(max(bookmark)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), strftime(max(last_synced_at)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ') FROM {STATE_TABLE} WHERE table_name = ?"
+                    "SELECT strftime(max(bookmark)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), strftime(max(last_synced_at)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ') FROM {STATE_TABLE} WHERE table_name = ? AND scope <> 'removal-check'"
                 ),
                 [table.name],
                 |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)),

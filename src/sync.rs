@@ -861,6 +861,16 @@ impl<'a> Run<'a> {
         if self.selected(table.name).is_none() {
             return Ok(0);
         }
+        // At most once per `removal_check` of the server's clock (merges are noticed anyway).
+        let scope = "removal-check";
+        let now = self.client.server_now().unwrap_or_else(Utc::now);
+        let last = self.bookmarks.get(&format!("{}\u{1f}{scope}", table.name)).copied();
+        let interval = chrono::Duration::from_std(self.settings.removal_check).unwrap_or_default();
+        if last.is_some_and(|l| now.timestamp_micros() - l < interval.num_microseconds().unwrap_or(i64::MAX)) {
+            return Ok(0);
+        }
+        let run_id = self.stamp.run_id.clone();
+        let checked_at = now.timestamp_micros();
         let mut url = url::Url::parse(&self.url_for(table, None, &[])).expect("a valid URL");
         let kept: Vec<(String, String)> = url
             .query_pairs()
@@ -873,14 +883,22 @@ impl<'a> Run<'a> {
         let held_sql = format!("SELECT id FROM {} ORDER BY id", crate::schema::quote_ident(table.name));
         let held = self.warehouse.commit(&mut self.windows, |tx| tx.ids(&held_sql))?;
         let Some(live) = live else { return Ok(0) };
+        let mark_checked = |run: &mut Self| -> Result<(), SyncError> {
+            run.warehouse.commit(&mut run.windows, |tx| tx.set_bookmark(table.name, scope, Some(checked_at), &run_id))?;
+            run.bookmarks.insert(format!("{}\u{1f}{scope}", table.name), checked_at);
+            Ok(())
+        };
         if held.len() as u64 <= live {
+            mark_checked(self)?;
             return Ok(0);
         }
         tracing::info!(table = table.name, held = held.len(), live, "rows held that the API no longer lists; scanning ids");
         let mut listed = crate::client::IdCollector::default();
         self.client.list_pages(&url, table.list_key, table.paging, &mut listed).await?;
         let missing: Vec<i64> = held.into_iter().filter(|id| !listed.0.contains(id)).collect();
-        self.resolve_removals(table, missing).await
+        let removed = self.resolve_removals(table, missing).await?;
+        mark_checked(self)?;
+        Ok(removed)
     }
 
     /// A list fetched whole: its rows replace the table's.
