@@ -3,7 +3,7 @@
 //! (JSON page → rows → Arrow → one commit into a fresh DuckDB file).
 //! `benches/local_limit.py` runs it and compares with DuckDB's own `read_json`.
 //!
-//! cargo bench --profile dev --bench local_limit -- --dir DIR [--reps N] [--pages N]
+//! cargo bench --profile dev --bench local_limit -- --dir DIR [--reps N] [--pages N] [--dump FILE] [--decode-only N]
 
 mod common;
 
@@ -24,11 +24,15 @@ fn main() {
     let mut dir = None;
     let mut reps = 7usize;
     let mut conversation_pages = 40usize;
+    let mut dump = None;
+    let mut decode_only = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--reps" => reps = args.next().and_then(|s| s.parse().ok()).expect("--reps N"),
+            "--decode-only" => decode_only = args.next().and_then(|s| s.parse::<usize>().ok()),
+            "--dump" => dump = args.next().map(PathBuf::from),
             "--pages" => conversation_pages = args.next().and_then(|s| s.parse().ok()).expect("--pages N"),
             _ => {} // `--bench` and anything cargo adds
         }
@@ -61,6 +65,28 @@ fn main() {
     fs::write(dir.join("customers.ndjson"), &ndjson_cust).expect("write ndjson");
 
     let conv = Converters::new();
+    if let Some(file) = dump {
+        // The converted batches as JSON lines: an optimisation of the conversion must not change them.
+        let mut out = Vec::new();
+        for b in [convert_conversations(&conv, &pages.conversations), convert_customers(&conv, &pages.customers)] {
+            for (table, batch) in &b.tables {
+                out.extend_from_slice(format!("# {}\n", table.name).as_bytes());
+                let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
+                w.write(batch).expect("dump");
+                w.finish().expect("dump");
+            }
+        }
+        fs::write(&file, out).expect("write the dump");
+    }
+    if let Some(n) = decode_only {
+        // Only the conversion, n times: for instruction counts under callgrind
+        // (`--toggle-collect='*convert_conversations*' --toggle-collect='*convert_customers*'`).
+        for _ in 0..n {
+            std::hint::black_box(convert_conversations(&conv, &pages.conversations));
+            std::hint::black_box(convert_customers(&conv, &pages.customers));
+        }
+        return;
+    }
     let page_bytes = pages.conversation_bytes() + pages.customer_bytes();
     let (mut total, mut decode, mut load) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = 0;
