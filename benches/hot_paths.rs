@@ -85,6 +85,24 @@ fn hot_paths(c: &mut Criterion) {
             total
         })
     });
+    // The same commit with no rows: what every commit costs whatever its size.
+    let empty = common::Batches {
+        tables: conv_batches.tables.iter().map(|(t, b)| (*t, b.slice(0, 0))).collect(),
+    };
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("empty commit (fixed cost)", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let path = fresh();
+                let started = Instant::now();
+                commit_duckdb(&conv, &path, &[&empty]);
+                total += started.elapsed();
+                let _ = std::fs::remove_file(&path);
+            }
+            total
+        })
+    });
     g.finish();
 }
 

@@ -89,6 +89,7 @@ fn main() {
     }
     let page_bytes = pages.conversation_bytes() + pages.customer_bytes();
     let (mut total, mut decode, mut load) = (Vec::new(), Vec::new(), Vec::new());
+    let mut parts: [Vec<f64>; 4] = Default::default();
     let mut rows = 0;
     for rep in 0..reps + 1 {
         let path = dir.join(format!("ours-{rep}.duckdb"));
@@ -96,7 +97,7 @@ fn main() {
         let a = convert_conversations(&conv, &pages.conversations);
         let b = convert_customers(&conv, &pages.customers);
         let decoded = Instant::now();
-        commit_duckdb(&conv, &path, &[&a, &b]);
+        let times = commit_duckdb(&conv, &path, &[&a, &b]);
         let done = Instant::now();
         rows = a.rows() + b.rows();
         fs::remove_file(&path).ok();
@@ -105,6 +106,9 @@ fn main() {
             total.push((done - started).as_secs_f64());
             decode.push((decoded - started).as_secs_f64());
             load.push((done - decoded).as_secs_f64());
+            for (v, t) in parts.iter_mut().zip([times.open_and_ensure, times.stage, times.upsert, times.commit_and_close]) {
+                v.push(t);
+            }
         }
     }
 
@@ -120,6 +124,7 @@ fn main() {
     };
 
     let (t, d, l) = (median(total), median(decode), median(load));
+    let [p_open, p_stage, p_upsert, p_commit] = parts.map(median);
     let mb = page_bytes as f64 / 1e6;
     let out = json!({
         "conversation_pages": pages.conversations.len(),
@@ -132,6 +137,9 @@ fn main() {
             "seconds": t, "mb_per_s": mb / t,
             "decode_seconds": d, "decode_mb_per_s": mb / d,
             "load_seconds": l, "load_mb_per_s": mb / l,
+            "load_parts_seconds": {
+                "open_and_ensure_tables": p_open, "stage": p_stage, "upsert": p_upsert, "commit_and_close": p_commit,
+            },
         },
         "bundled_read_json": bundled_read_json,
     });

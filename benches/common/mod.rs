@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
@@ -175,9 +175,22 @@ pub fn write_parquet(batches: &Batches) -> usize {
     total
 }
 
+/// Where the time of one commit goes, in seconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommitTimes {
+    /// Opening the file and `ensure_tables` (DDL, join-key catalog, column checks).
+    pub open_and_ensure: f64,
+    /// `Tx::stage`: temp table + Arrow appender.
+    pub stage: f64,
+    /// `Tx::upsert`: stale-partition marks, delete by key, insert.
+    pub upsert: f64,
+    /// Transaction commit and closing the file (checkpoint).
+    pub commit_and_close: f64,
+}
+
 /// One commit of the batches into the DuckDB file at `path`, as a sync commits a chunk:
 /// tables ensured, each batch staged through the Arrow appender, then upserted.
-pub fn commit_duckdb(conv: &Converters, path: &Path, batches: &[&Batches]) {
+pub fn commit_duckdb(conv: &Converters, path: &Path, batches: &[&Batches]) -> CommitTimes {
     let warehouse = Warehouse::new(path);
     let mut stats = WindowStats::default();
     let converter = |t: &Table| match t.name {
@@ -191,16 +204,28 @@ pub fn commit_duckdb(conv: &Converters, path: &Path, batches: &[&Batches]) {
         .flat_map(|b| b.tables.iter())
         .map(|(t, _)| (*t, converter(t).schema_columns().to_vec()))
         .collect();
+    let started = Instant::now();
+    let mut times = CommitTimes::default();
+    let mut inner_done = started;
     warehouse
         .commit(&mut stats, |tx| {
             tx.ensure_tables(&tables)?;
+            let mut t = Instant::now();
+            times.open_and_ensure = (t - started).as_secs_f64();
             for b in batches {
                 for (table, batch) in &b.tables {
                     let stage = tx.stage(table, vec![batch.clone()])?;
+                    let staged = Instant::now();
+                    times.stage += (staged - t).as_secs_f64();
                     tx.upsert(table, &stage)?;
+                    t = Instant::now();
+                    times.upsert += (t - staged).as_secs_f64();
                 }
             }
+            inner_done = t;
             Ok::<_, WarehouseError>(())
         })
         .expect("commit");
+    times.commit_and_close = inner_done.elapsed().as_secs_f64();
+    times
 }
