@@ -14,8 +14,9 @@ same API pages.
    and, as the plain parsing limit, NDJSON of the records into one table per list.
 3. Prints MB/s of each and the ratios, and writes benches/results/local_limit.json.
 
-The first run of each is a warm-up; the median of the others is reported. All inputs are in the
-OS page cache (ours reads them from memory).
+The first run of each is a warm-up; the median of the others is reported. Rounds alternate the
+two sides so that both see the same load on a shared machine; the round with the median ratio is
+reported. All inputs are in the OS page cache (ours reads them from memory).
 """
 import argparse
 import json
@@ -35,6 +36,7 @@ VENV = TARGET / "bench-venv"
 WORK = TARGET / "local-limit"
 DUCKDB_VERSION = "2.0.0"
 TARGET_RATIO = 0.5
+VARIANTS = ("pages_unnest", "pages_unnest_1_thread", "ndjson", "ndjson_1_thread")
 
 
 def venv_python() -> Path:
@@ -114,7 +116,9 @@ def measure(d: Path, reps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=5, help="timed runs of each side per round (after a warm-up)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds alternating ours and read_json; the median ratio is reported (the machine is shared)")
     ap.add_argument("--pages", type=int, default=40, help="conversations pages (25 conversations each)")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "local_limit.json")
@@ -125,24 +129,37 @@ def main() -> None:
         return
 
     py = venv_python()
-    shutil.rmtree(WORK, ignore_errors=True)
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET))
-    subprocess.run(
-        ["cargo", "bench", "--profile", "dev", "--bench", "local_limit", "--",
-         "--dir", str(WORK), "--reps", str(args.reps), "--pages", str(args.pages)],
-        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-    )
-    ours = json.loads((WORK / "ours.json").read_text())
-    theirs = json.loads(subprocess.run(
-        [str(py), str(Path(__file__).resolve()), "--measure", str(WORK), "--reps", str(args.reps)],
-        check=True, capture_output=True, text=True,
-    ).stdout)
+    rounds = []
+    for _ in range(args.rounds):
+        shutil.rmtree(WORK, ignore_errors=True)
+        subprocess.run(
+            ["cargo", "bench", "--profile", "dev", "--bench", "local_limit", "--",
+             "--dir", str(WORK), "--reps", str(args.reps), "--pages", str(args.pages)],
+            cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        ours = json.loads((WORK / "ours.json").read_text())
+        theirs = json.loads(subprocess.run(
+            [str(py), str(Path(__file__).resolve()), "--measure", str(WORK), "--reps", str(args.reps)],
+            check=True, capture_output=True, text=True,
+        ).stdout)
+        rounds.append((ours, theirs))
+    def strictest(o, t):
+        """ours / the fastest read_json variant of a round (MB/s over MB/s)."""
+        mbs = o["ours"]["mb_per_s"]
+        return min(mbs / ((o["ndjson_bytes"] if n.startswith("ndjson") else o["page_bytes"]) / 1e6 / t[n]["seconds"])
+                   for n in VARIANTS)
+
+    # the round whose strictest ratio is the median
+    rounds.sort(key=lambda r: strictest(*r))
+    all_ratios = [round(strictest(o, t), 3) for o, t in rounds]
+    ours, theirs = rounds[len(rounds) // 2]
 
     page_mb = ours["page_bytes"] / 1e6
     ndjson_mb = ours["ndjson_bytes"] / 1e6
     ours_mbs = ours["ours"]["mb_per_s"]
     read_json = {}
-    for name in ("pages_unnest", "pages_unnest_1_thread", "ndjson", "ndjson_1_thread"):
+    for name in VARIANTS:
         r = theirs[name]
         mb = ndjson_mb if name.startswith("ndjson") else page_mb
         read_json[name] = {
@@ -153,7 +170,12 @@ def main() -> None:
             "rows": r["rows"],
             "ours_ratio": round(ours_mbs / (mb / r["seconds"]), 3),
         }
-    primary = read_json["pages_unnest"]
+    fastest = max(read_json, key=lambda n: read_json[n]["mb_per_s"])
+    # What every later commit of a run pays: ensure_tables (internal tables, join-key catalog,
+    # column checks) runs once per sync, opening the file does not.
+    parts = ours["ours"]["load_parts_seconds"]
+    steady_seconds = ours["ours"]["seconds"] - parts["open_and_ensure_tables"] + ours["ours"]["open_close_empty_file_seconds"]
+    steady_mbs = page_mb / steady_seconds
     result = {
         "machine": f"{os.cpu_count()} cores, shared ({platform.machine()}, {platform.system()})",
         "inputs": {
@@ -164,30 +186,43 @@ def main() -> None:
             "rows": ours["rows"],
         },
         "reps": args.reps,
+        "rounds": args.rounds,
+        "ratio_per_round": all_ratios,
         "ours": {
             "mb_per_s": round(ours_mbs, 2),
             "seconds": round(ours["ours"]["seconds"], 4),
             "decode_mb_per_s": round(ours["ours"]["decode_mb_per_s"], 2),
             "load_mb_per_s": round(ours["ours"]["load_mb_per_s"], 2),
             "threads": 1,
+            "without_ensure_tables_mb_per_s": round(steady_mbs, 2),
+            "without_ensure_tables_ratio_to_fastest": round(steady_mbs / read_json[fastest]["mb_per_s"], 3),
+            "load_parts_seconds": {k: round(v, 4) for k, v in ours["ours"]["load_parts_seconds"].items()},
+            "open_close_empty_file_seconds": round(ours["ours"]["open_close_empty_file_seconds"], 4),
         },
         "read_json": read_json,
         "bundled_engine_read_json": ours["bundled_read_json"],
         "duckdb_python": theirs["duckdb_version"],
-        "ratio": primary["ours_ratio"],
+        "fastest_read_json": fastest,
+        "ratio": read_json[fastest]["ours_ratio"],
+        "ratio_same_work": read_json["pages_unnest"]["ours_ratio"],
         "target_ratio": TARGET_RATIO,
-        "meets_target": primary["ours_ratio"] >= TARGET_RATIO,
+        "meets_target": read_json[fastest]["ours_ratio"] >= TARGET_RATIO,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
     print(f"inputs: {page_mb:.2f} MB of API pages ({ours['rows']} rows), {ndjson_mb:.2f} MB as NDJSON; "
-          f"median of {args.reps}; {result['machine']}")
+          f"median of {args.reps} runs, median round of {args.rounds}; {result['machine']}")
     print(f"  ours (JSON → Arrow → DuckDB, 1 thread) {ours_mbs:8.1f} MB/s  "
           f"(decode {ours['ours']['decode_mb_per_s']:.1f}, load {ours['ours']['load_mb_per_s']:.1f})")
     for name, r in read_json.items():
         print(f"  read_json {name:<24} {r['mb_per_s']:8.1f} MB/s  threads {r['threads']}  ours/read_json {r['ours_ratio']:.2f}")
-    print(f"ratio ours / read_json (pages, default threads): {result['ratio']:.2f} "
+    print(f"  ours without ensure_tables (every later commit of a run) {steady_mbs:.1f} MB/s, "
+          f"ours/fastest read_json {steady_mbs / read_json[fastest]['mb_per_s']:.2f}")
+    print(f"  our load: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result["ours"]["load_parts_seconds"].items())
+          + f" (opening and closing a new empty file alone: {result['ours']['open_close_empty_file_seconds'] * 1000:.0f} ms)")
+    print(f"ratio ours / fastest read_json ({fastest}): {result['ratio']:.2f}, per round {all_ratios}; "
+          f"same work (pages → 3 tables, default threads): {result['ratio_same_work']:.2f} "
           f"(target ≥ {TARGET_RATIO}: {'met' if result['meets_target'] else 'NOT met'})")
     print(f"written to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
 

@@ -112,6 +112,19 @@ fn main() {
         }
     }
 
+    // Opening (creating) a DuckDB file and closing it, nothing else: part of every commit above.
+    let mut opens = Vec::new();
+    for rep in 0..reps + 1 {
+        let path = dir.join(format!("open-{rep}.duckdb"));
+        let started = Instant::now();
+        drop(helpscout_etl::sinks::duckdb::Warehouse::new(&path).connect().expect("open"));
+        if rep > 0 {
+            opens.push(started.elapsed().as_secs_f64());
+        }
+        fs::remove_file(&path).ok();
+    }
+    let open_close = median(opens);
+
     // Is `read_json` available in the bundled engine (the json extension is not compiled in)?
     let bundled_read_json = {
         let conn = duckdb::Connection::open_in_memory().expect("in-memory DuckDB");
@@ -140,6 +153,7 @@ fn main() {
             "load_parts_seconds": {
                 "open_and_ensure_tables": p_open, "stage": p_stage, "upsert": p_upsert, "commit_and_close": p_commit,
             },
+            "open_close_empty_file_seconds": open_close,
         },
         "bundled_read_json": bundled_read_json,
     });
