@@ -5,9 +5,15 @@
 //! not know are kept, as JSON, in the `_extra` metadata column rather than dropped.
 
 use std::fmt;
+use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, ListArray, RecordBatch, RecordBatchOptions, StringArray, StructArray,
+    TimestampMicrosecondArray,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -230,6 +236,15 @@ impl TableConverter {
 
     /// Rows → one record batch of this table's schema.
     pub fn batch(&self, rows: &[Row]) -> Result<RecordBatch, ConvertError> {
+        // Rows made by `row` hold exactly the JSON types of their columns: their arrays are built
+        // directly. Anything else goes through arrow_json's decoder, which decides.
+        match direct_batch(&self.schema, rows) {
+            Some(batch) => batch.map_err(|source| ConvertError::Arrow { table: self.table.name, source }),
+            None => self.decoded_batch(rows),
+        }
+    }
+
+    fn decoded_batch(&self, rows: &[Row]) -> Result<RecordBatch, ConvertError> {
         let arrow = |source| ConvertError::Arrow { table: self.table.name, source };
         let mut decoder = arrow_json::ReaderBuilder::new(self.schema.clone())
             .with_batch_size(rows.len().max(1))
@@ -253,6 +268,83 @@ impl TableConverter {
 /// Whether a table's rows arrive embedded in `parent`'s records.
 pub fn embedded_in(table: &Table, parent: &str) -> bool {
     matches!(table.origin, Origin::Embedded { parent: p, .. } if p == parent)
+}
+
+static NULL: Value = Value::Null;
+
+/// The batch of `rows`, built array by array; None when a value is not of its column's JSON
+/// type (the caller then lets arrow_json decode the rows).
+fn direct_batch(schema: &SchemaRef, rows: &[Row]) -> Option<Result<RecordBatch, ArrowError>> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let values: Vec<&Value> = rows.iter().map(|r| r.get(field.name()).unwrap_or(&NULL)).collect();
+        match direct_array(field.data_type(), &values)? {
+            Ok(array) => columns.push(array),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Some(RecordBatch::try_new_with_options(schema.clone(), columns, &options))
+}
+
+fn direct_array(ty: &DataType, values: &[&Value]) -> Option<Result<ArrayRef, ArrowError>> {
+    /// The values as `Option<T>`, or None if one is neither null nor a `T`.
+    fn each<'v, T>(values: &[&'v Value], get: impl Fn(&'v Value) -> Option<T>) -> Option<Vec<Option<T>>> {
+        values.iter().map(|v| if v.is_null() { Some(None) } else { get(v).map(Some) }).collect()
+    }
+    let array: ArrayRef = match ty {
+        DataType::Int64 => Arc::new(Int64Array::from(each(values, Value::as_i64)?)),
+        DataType::Utf8 => Arc::new(StringArray::from(each(values, Value::as_str)?)),
+        DataType::Boolean => Arc::new(BooleanArray::from(each(values, Value::as_bool)?)),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            Arc::new(TimestampMicrosecondArray::from(each(values, Value::as_i64)?).with_timezone_opt(tz.clone()))
+        }
+        DataType::Struct(fields) => {
+            if values.iter().any(|v| !v.is_null() && !v.is_object()) {
+                return None;
+            }
+            let mut children = Vec::with_capacity(fields.len());
+            for f in fields {
+                let child: Vec<&Value> = values.iter().map(|v| v.get(f.name()).unwrap_or(&NULL)).collect();
+                match direct_array(f.data_type(), &child)? {
+                    Ok(array) => children.push(array),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let nulls = NullBuffer::from(values.iter().map(|v| v.is_object()).collect::<Vec<bool>>());
+            match StructArray::try_new(fields.clone(), children, Some(nulls)) {
+                Ok(array) => Arc::new(array),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        DataType::List(item) => {
+            let mut offsets = Vec::with_capacity(values.len() + 1);
+            offsets.push(0i32);
+            let mut flat: Vec<&Value> = Vec::new();
+            let mut valid = Vec::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Value::Array(items) => {
+                        flat.extend(items.iter());
+                        valid.push(true);
+                    }
+                    Value::Null => valid.push(false),
+                    _ => return None,
+                }
+                offsets.push(i32::try_from(flat.len()).ok()?);
+            }
+            let child = match direct_array(item.data_type(), &flat)? {
+                Ok(array) => array,
+                Err(e) => return Some(Err(e)),
+            };
+            match ListArray::try_new(item.clone(), OffsetBuffer::new(offsets.into()), child, Some(NullBuffer::from(valid))) {
+                Ok(array) => Arc::new(array),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        _ => return None,
+    };
+    Some(Ok(array))
 }
 
 fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
@@ -488,6 +580,33 @@ mod tests {
         assert_eq!(row["number"], json!(42));
         let extra: Value = serde_json::from_str(row["_extra"].as_str().unwrap()).unwrap();
         assert_eq!(extra["folderId"], json!("not-a-number"));
+    }
+
+    #[test]
+    fn direct_batches_equal_arrow_json_decoding() {
+        let conv = TableConverter::new(&CONVERSATIONS, None, &[&CONVERSATION_THREADS]);
+        let mut sparse = conversation();
+        for key in ["primaryCustomer", "tags", "customFields", "bcc", "customerWaitingSince"] {
+            sparse.as_object_mut().unwrap().remove(key);
+        }
+        sparse["id"] = json!(11);
+        sparse["tags"] = json!([{"id": 2}, null]);
+        let rows = vec![conv.row(&conversation(), None, &stamp()).unwrap(), conv.row(&sparse, None, &stamp()).unwrap()];
+        assert_eq!(conv.batch(&rows).unwrap(), conv.decoded_batch(&rows).unwrap());
+        assert_eq!(conv.batch(&[]).unwrap(), conv.decoded_batch(&[]).unwrap());
+        let threads = TableConverter::new(&CONVERSATION_THREADS, None, &[]);
+        let thread = json!({"id": 77, "type": "message", "createdAt": "2024-06-03T12:00:00Z", "to": ["c@x.io"],
+            "_embedded": {"attachments": [{"id": 1, "filename": "a.png", "width": 2}]}});
+        let rows = vec![threads.row(&thread, Some(10), &stamp()).unwrap()];
+        assert_eq!(threads.batch(&rows).unwrap(), threads.decoded_batch(&rows).unwrap());
+        let customers = TableConverter::new(&CUSTOMERS, None, &[]);
+        let customer = json!({"id": 5, "_embedded": {"address": {"city": "Lyon", "lines": ["1 rue", "2e étage"]}}});
+        let rows = vec![customers.row(&customer, None, &stamp()).unwrap()];
+        assert_eq!(customers.batch(&rows).unwrap(), customers.decoded_batch(&rows).unwrap());
+        // A row not made by `row` (a string where a number belongs) is left to arrow_json.
+        let mut odd = rows[0].clone();
+        odd.insert("id".into(), json!("5"));
+        assert!(direct_batch(&customers.schema(), std::slice::from_ref(&odd)).is_none());
     }
 
     #[test]
