@@ -4,14 +4,20 @@
 //! struct fields (the API's camelCase keys), derived columns, parent ids. Fields the contract does
 //! not know are kept, as JSON, in the `_extra` metadata column rather than dropped.
 
-use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, ListArray, RecordBatch, RecordBatchOptions, StringArray, StructArray,
+    TimestampMicrosecondArray,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::schema::{ColumnType, SchemaColumn, StructField, arrow_schema, camel_case};
+use crate::schema::{ColumnType, SchemaColumn, arrow_schema, camel_case};
 use crate::tables::{Column, Origin, Source, Table, META_EXTRA, META_EXTRACTED_AT, META_RUN_ID};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +40,72 @@ pub struct RunStamp {
 /// Converts one table's API records into rows and batches of its (selected) schema.
 pub struct TableConverter {
     pub table: &'static Table,
-    columns: Vec<&'static Column>,
+    columns: Vec<ColumnPlan>,
     schema_columns: Vec<SchemaColumn>,
     schema: SchemaRef,
-    /// Top-level API keys consumed by a column (everything else goes to `_extra`).
-    consumed: HashSet<String>,
-    /// Keys under `_embedded` consumed by a column or an embedded child table.
-    consumed_embedded: HashSet<String>,
+    /// Top-level API keys consumed by a column (everything else goes to `_extra`), sorted.
+    consumed: Vec<String>,
+    /// Keys under `_embedded` consumed by a column or an embedded child table, sorted.
+    consumed_embedded: Vec<String>,
+}
+
+/// A selected column with what its conversion needs worked out once, not per row.
+struct ColumnPlan {
+    column: &'static Column,
+    /// The API key of a `Source::Api` column (camelCase of its name).
+    api_key: String,
+    plan: Plan,
+}
+
+/// How a value of a declared type is converted; struct fields carry their API keys.
+enum Plan {
+    Int,
+    Text,
+    Bool,
+    Timestamp,
+    Struct(Vec<FieldPlan>),
+    List(Box<Plan>),
+}
+
+struct FieldPlan {
+    name: &'static str,
+    /// camelCase of `name`.
+    key: String,
+    plan: Plan,
+}
+
+impl Plan {
+    fn of(ty: &ColumnType) -> Plan {
+        match ty {
+            ColumnType::Int => Plan::Int,
+            ColumnType::Text => Plan::Text,
+            ColumnType::Bool => Plan::Bool,
+            ColumnType::Timestamp => Plan::Timestamp,
+            ColumnType::Struct(fields) => Plan::Struct(
+                fields.iter().map(|f| FieldPlan { name: f.name, key: camel_case(f.name), plan: Plan::of(&f.ty) }).collect(),
+            ),
+            ColumnType::List(item) => Plan::List(Box::new(Plan::of(item))),
+        }
+    }
+}
+
+/// Where a value sits in the API record (`customerWaitingSince.time`, `tags.0.id`); spelled out
+/// only when the value goes to `_extra`.
+#[derive(Clone, Copy)]
+enum PathRef<'a> {
+    Root(&'a str),
+    Key(&'a PathRef<'a>, &'a str),
+    Index(&'a PathRef<'a>, usize),
+}
+
+impl fmt::Display for PathRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathRef::Root(p) => f.write_str(p),
+            PathRef::Key(parent, k) => write!(f, "{parent}.{k}"),
+            PathRef::Index(parent, i) => write!(f, "{parent}.{i}"),
+        }
+    }
 }
 
 /// A converted row: contract column name → JSON value Arrow can decode.
@@ -68,8 +133,8 @@ impl TableConverter {
         schema_columns.extend(crate::tables::meta_columns());
         let schema = arrow_schema(&schema_columns);
 
-        let mut consumed = HashSet::from(["_links".to_string()]);
-        let mut consumed_embedded = HashSet::new();
+        let mut consumed = vec!["_links".to_string()];
+        let mut consumed_embedded = Vec::new();
         // All declared columns count as known, selected or not: deselected is not unknown.
         for c in table.columns {
             let paths: Vec<&str> = match c.source {
@@ -79,22 +144,30 @@ impl TableConverter {
                 Source::ParentId => continue,
             };
             if paths.is_empty() {
-                consumed.insert(camel_case(c.name));
+                consumed.push(camel_case(c.name));
             }
             for p in paths {
                 match p.split_once('.') {
                     Some(("_embedded", rest)) => {
-                        consumed_embedded.insert(rest.split('.').next().unwrap_or(rest).to_string());
+                        consumed_embedded.push(rest.split('.').next().unwrap_or(rest).to_string());
                     }
                     _ => {
-                        consumed.insert(p.split('.').next().unwrap_or(p).to_string());
+                        consumed.push(p.split('.').next().unwrap_or(p).to_string());
                     }
                 }
             }
         }
         for child in embedded_children {
-            consumed_embedded.insert(child.list_key.to_string());
+            consumed_embedded.push(child.list_key.to_string());
         }
+        for keys in [&mut consumed, &mut consumed_embedded] {
+            keys.sort();
+            keys.dedup();
+        }
+        let columns = columns
+            .into_iter()
+            .map(|column| ColumnPlan { column, api_key: camel_case(column.name), plan: Plan::of(&column.ty) })
+            .collect();
         TableConverter { table, columns, schema_columns, schema, consumed, consumed_embedded }
     }
 
@@ -113,13 +186,13 @@ impl TableConverter {
         };
         let mut extra = Map::new();
         let mut row = Map::with_capacity(self.columns.len() + 3);
-        for c in &self.columns {
+        for ColumnPlan { column: c, api_key, plan } in &self.columns {
             let value = match c.source {
                 Source::Api => {
-                    let key = camel_case(c.name);
-                    convert_value(obj.get(&key).or_else(|| obj.get(c.name)), &c.ty, &key, &mut extra)
+                    let found = obj.get(api_key.as_str()).or_else(|| obj.get(c.name));
+                    convert_value(found, plan, PathRef::Root(api_key), &mut extra)
                 }
-                Source::Path(p) => convert_value(lookup(obj, p), &c.ty, p, &mut extra),
+                Source::Path(p) => convert_value(lookup(obj, p), plan, PathRef::Root(p), &mut extra),
                 Source::ParentId => parent_id.map(Value::from).unwrap_or(Value::Null),
                 Source::LaterOf(a, b) => {
                     let ta = lookup(obj, a).and_then(parse_timestamp);
@@ -143,12 +216,12 @@ impl TableConverter {
             if key == "_embedded" {
                 if let Value::Object(embedded) = value {
                     for (k, v) in embedded {
-                        if !self.consumed_embedded.contains(k) {
+                        if !is_consumed(&self.consumed_embedded, k) {
                             extra.insert(format!("_embedded.{k}"), v.clone());
                         }
                     }
                 }
-            } else if !self.consumed.contains(key) {
+            } else if !is_consumed(&self.consumed, key) {
                 extra.insert(key.clone(), value.clone());
             }
         }
@@ -163,6 +236,15 @@ impl TableConverter {
 
     /// Rows → one record batch of this table's schema.
     pub fn batch(&self, rows: &[Row]) -> Result<RecordBatch, ConvertError> {
+        // Rows made by `row` hold exactly the JSON types of their columns: their arrays are built
+        // directly. Anything else goes through arrow_json's decoder, which decides.
+        match direct_batch(&self.schema, rows) {
+            Some(batch) => batch.map_err(|source| ConvertError::Arrow { table: self.table.name, source }),
+            None => self.decoded_batch(rows),
+        }
+    }
+
+    fn decoded_batch(&self, rows: &[Row]) -> Result<RecordBatch, ConvertError> {
         let arrow = |source| ConvertError::Arrow { table: self.table.name, source };
         let mut decoder = arrow_json::ReaderBuilder::new(self.schema.clone())
             .with_batch_size(rows.len().max(1))
@@ -188,6 +270,83 @@ pub fn embedded_in(table: &Table, parent: &str) -> bool {
     matches!(table.origin, Origin::Embedded { parent: p, .. } if p == parent)
 }
 
+static NULL: Value = Value::Null;
+
+/// The batch of `rows`, built array by array; None when a value is not of its column's JSON
+/// type (the caller then lets arrow_json decode the rows).
+fn direct_batch(schema: &SchemaRef, rows: &[Row]) -> Option<Result<RecordBatch, ArrowError>> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let values: Vec<&Value> = rows.iter().map(|r| r.get(field.name()).unwrap_or(&NULL)).collect();
+        match direct_array(field.data_type(), &values)? {
+            Ok(array) => columns.push(array),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Some(RecordBatch::try_new_with_options(schema.clone(), columns, &options))
+}
+
+fn direct_array(ty: &DataType, values: &[&Value]) -> Option<Result<ArrayRef, ArrowError>> {
+    /// The values as `Option<T>`, or None if one is neither null nor a `T`.
+    fn each<'v, T>(values: &[&'v Value], get: impl Fn(&'v Value) -> Option<T>) -> Option<Vec<Option<T>>> {
+        values.iter().map(|v| if v.is_null() { Some(None) } else { get(v).map(Some) }).collect()
+    }
+    let array: ArrayRef = match ty {
+        DataType::Int64 => Arc::new(Int64Array::from(each(values, Value::as_i64)?)),
+        DataType::Utf8 => Arc::new(StringArray::from(each(values, Value::as_str)?)),
+        DataType::Boolean => Arc::new(BooleanArray::from(each(values, Value::as_bool)?)),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            Arc::new(TimestampMicrosecondArray::from(each(values, Value::as_i64)?).with_timezone_opt(tz.clone()))
+        }
+        DataType::Struct(fields) => {
+            if values.iter().any(|v| !v.is_null() && !v.is_object()) {
+                return None;
+            }
+            let mut children = Vec::with_capacity(fields.len());
+            for f in fields {
+                let child: Vec<&Value> = values.iter().map(|v| v.get(f.name()).unwrap_or(&NULL)).collect();
+                match direct_array(f.data_type(), &child)? {
+                    Ok(array) => children.push(array),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let nulls = NullBuffer::from(values.iter().map(|v| v.is_object()).collect::<Vec<bool>>());
+            match StructArray::try_new(fields.clone(), children, Some(nulls)) {
+                Ok(array) => Arc::new(array),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        DataType::List(item) => {
+            let mut offsets = Vec::with_capacity(values.len() + 1);
+            offsets.push(0i32);
+            let mut flat: Vec<&Value> = Vec::new();
+            let mut valid = Vec::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Value::Array(items) => {
+                        flat.extend(items.iter());
+                        valid.push(true);
+                    }
+                    Value::Null => valid.push(false),
+                    _ => return None,
+                }
+                offsets.push(i32::try_from(flat.len()).ok()?);
+            }
+            let child = match direct_array(item.data_type(), &flat)? {
+                Ok(array) => array,
+                Err(e) => return Some(Err(e)),
+            };
+            match ListArray::try_new(item.clone(), OffsetBuffer::new(offsets.into()), child, Some(NullBuffer::from(valid))) {
+                Ok(array) => Arc::new(array),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        _ => return None,
+    };
+    Some(Ok(array))
+}
+
 fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let mut current = obj.get(parts.next()?)?;
@@ -197,22 +356,26 @@ fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     Some(current)
 }
 
-/// Converts an API value to what Arrow decodes for `ty`. A value that cannot be represented
+fn is_consumed(sorted: &[String], key: &str) -> bool {
+    sorted.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
+}
+
+/// Converts an API value to what Arrow decodes for `plan`. A value that cannot be represented
 /// losslessly becomes null in its column and is kept verbatim in `_extra` under its path.
-fn convert_value(value: Option<&Value>, ty: &ColumnType, path: &str, extra: &mut Map<String, Value>) -> Value {
+fn convert_value(value: Option<&Value>, plan: &Plan, path: PathRef<'_>, extra: &mut Map<String, Value>) -> Value {
     let Some(value) = value else { return Value::Null };
     if value.is_null() {
         return Value::Null;
     }
-    let converted = match ty {
-        ColumnType::Int => as_i64(value).map(Value::from),
-        ColumnType::Text => Some(match value {
+    let converted = match plan {
+        Plan::Int => as_i64(value).map(Value::from),
+        Plan::Text => Some(match value {
             Value::String(_) => value.clone(),
             Value::Number(n) => Value::String(n.to_string()),
             Value::Bool(b) => Value::String(b.to_string()),
             other => Value::String(other.to_string()),
         }),
-        ColumnType::Bool => match value {
+        Plan::Bool => match value {
             Value::Bool(_) => Some(value.clone()),
             Value::String(s) if s == "true" || s == "false" => Some(Value::Bool(s == "true")),
             Value::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
@@ -220,17 +383,17 @@ fn convert_value(value: Option<&Value>, ty: &ColumnType, path: &str, extra: &mut
             }
             _ => None,
         },
-        ColumnType::Timestamp => parse_timestamp(value).map(Value::from),
-        ColumnType::Struct(fields) => match value {
+        Plan::Timestamp => parse_timestamp(value).map(Value::from),
+        Plan::Struct(fields) => match value {
             Value::Object(obj) => Some(convert_struct(obj, fields, path, extra)),
             _ => None,
         },
-        ColumnType::List(item) => match value {
+        Plan::List(item) => match value {
             Value::Array(items) => Some(Value::Array(
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| convert_value(Some(v), item, &format!("{path}.{i}"), extra))
+                    .map(|(i, v)| convert_value(Some(v), item, PathRef::Index(&path, i), extra))
                     .collect(),
             )),
             _ => None,
@@ -242,21 +405,20 @@ fn convert_value(value: Option<&Value>, ty: &ColumnType, path: &str, extra: &mut
     })
 }
 
-fn convert_struct(obj: &Map<String, Value>, fields: &[StructField], path: &str, extra: &mut Map<String, Value>) -> Value {
-    let mut out = Map::with_capacity(fields.len());
+fn convert_struct(obj: &Map<String, Value>, fields: &[FieldPlan], path: PathRef<'_>, extra: &mut Map<String, Value>) -> Value {
+    let mut out = Map::new();
     let mut used = 0;
     for f in fields {
-        let key = camel_case(f.name);
-        let (found_key, value) = match obj.get(&key) {
-            Some(v) => (key, Some(v)),
-            None => (f.name.to_string(), obj.get(f.name)),
+        let (found_key, value) = match obj.get(f.key.as_str()) {
+            Some(v) => (f.key.as_str(), Some(v)),
+            None => (f.name, obj.get(f.name)),
         };
         used += value.is_some() as usize;
-        out.insert(f.name.to_string(), convert_value(value, &f.ty, &format!("{path}.{found_key}"), extra));
+        out.insert(f.name.to_string(), convert_value(value, &f.plan, PathRef::Key(&path, found_key), extra));
     }
     if used < obj.len() {
         for (k, v) in obj {
-            let known = fields.iter().any(|f| f.name == k || camel_case(f.name) == *k);
+            let known = fields.iter().any(|f| f.name == k || f.key == *k);
             if !known {
                 extra.insert(format!("{path}.{k}"), v.clone());
             }
@@ -276,7 +438,23 @@ fn as_i64(value: &Value) -> Option<i64> {
 /// RFC 3339 (the API's `2024-06-03T12:00:00Z`, with or without fractions or offsets) → µs since epoch.
 fn parse_timestamp(value: &Value) -> Option<i64> {
     let s = value.as_str()?;
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc).timestamp_micros())
+    parse_api_timestamp(s)
+        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc).timestamp_micros()))
+}
+
+/// The API's own spelling, `2024-06-03T12:00:00Z`, without the general parser; anything else
+/// (fractions, offsets, leap seconds, invalid dates) is left to it.
+fn parse_api_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let time = date.and_hms_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?)?;
+    Some(time.and_utc().timestamp_micros())
 }
 
 fn snippet(value: &Value) -> String {
@@ -402,6 +580,51 @@ mod tests {
         assert_eq!(row["number"], json!(42));
         let extra: Value = serde_json::from_str(row["_extra"].as_str().unwrap()).unwrap();
         assert_eq!(extra["folderId"], json!("not-a-number"));
+    }
+
+    #[test]
+    fn direct_batches_equal_arrow_json_decoding() {
+        let conv = TableConverter::new(&CONVERSATIONS, None, &[&CONVERSATION_THREADS]);
+        let mut sparse = conversation();
+        for key in ["primaryCustomer", "tags", "customFields", "bcc", "customerWaitingSince"] {
+            sparse.as_object_mut().unwrap().remove(key);
+        }
+        sparse["id"] = json!(11);
+        sparse["tags"] = json!([{"id": 2}, null]);
+        let rows = vec![conv.row(&conversation(), None, &stamp()).unwrap(), conv.row(&sparse, None, &stamp()).unwrap()];
+        assert_eq!(conv.batch(&rows).unwrap(), conv.decoded_batch(&rows).unwrap());
+        assert_eq!(conv.batch(&[]).unwrap(), conv.decoded_batch(&[]).unwrap());
+        let threads = TableConverter::new(&CONVERSATION_THREADS, None, &[]);
+        let thread = json!({"id": 77, "type": "message", "createdAt": "2024-06-03T12:00:00Z", "to": ["c@x.io"],
+            "_embedded": {"attachments": [{"id": 1, "filename": "a.png", "width": 2}]}});
+        let rows = vec![threads.row(&thread, Some(10), &stamp()).unwrap()];
+        assert_eq!(threads.batch(&rows).unwrap(), threads.decoded_batch(&rows).unwrap());
+        let customers = TableConverter::new(&CUSTOMERS, None, &[]);
+        let customer = json!({"id": 5, "_embedded": {"address": {"city": "Lyon", "lines": ["1 rue", "2e étage"]}}});
+        let rows = vec![customers.row(&customer, None, &stamp()).unwrap()];
+        assert_eq!(customers.batch(&rows).unwrap(), customers.decoded_batch(&rows).unwrap());
+        // A row not made by `row` (a string where a number belongs) is left to arrow_json.
+        let mut odd = rows[0].clone();
+        odd.insert("id".into(), json!("5"));
+        assert!(direct_batch(&customers.schema(), std::slice::from_ref(&odd)).is_none());
+    }
+
+    #[test]
+    fn api_timestamps_parse_like_rfc3339() {
+        for s in ["2024-06-03T12:00:00Z", "1970-01-01T00:00:00Z", "2024-02-29T23:59:59Z", "0001-01-01T00:00:00Z"] {
+            let general = DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
+            assert_eq!(parse_api_timestamp(s), Some(general), "{s}");
+            assert_eq!(parse_timestamp(&json!(s)), Some(general), "{s}");
+        }
+        // Not the API's spelling: left to the general parser, which decides.
+        for s in ["2024-06-03T12:00:00.5Z", "2024-06-03T14:00:00+02:00", "2024-06-03t12:00:00z", "2024-06-30T23:59:60Z"] {
+            assert_eq!(parse_api_timestamp(s), None, "{s}");
+            let general = DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros());
+            assert_eq!(parse_timestamp(&json!(s)), general, "{s}");
+        }
+        for s in ["2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-06-03T24:00:00Z", "2024-06-0aT12:00:00Z", "+024-06-03T12:00:00Z"] {
+            assert_eq!(parse_timestamp(&json!(s)), None, "{s}");
+        }
     }
 
     #[test]
