@@ -17,10 +17,14 @@ Modes (combine freely; the speed comparison runs unless --no-speed):
   --scaling LIST   helpscout-etl alone at each size: wall time, peak RSS, RSS
                    growth per 10x.
 
-Peak RSS is the ru_maxrss of each process, read with os.wait4() on its own pid
-(the per-process form of getrusage(RUSAGE_CHILDREN); the simulator, also a
-child of this script, is not counted).  For the pipeline it is reported per
-process (tap, target) and as their sum, since both run at the same time.
+Peak RSS is the maximum resident set of each measured process as GNU time
+(/usr/bin/time -f %M) reports it; without /usr/bin/time it falls back to
+os.wait4() on the process, which on Linux is inflated by this script's own
+RSS (Python starts children with vfork and the parent's high-water mark is
+carried over at exec).  The simulator is not counted.  For the pipeline it is
+reported per process (tap, target) and as their sum (they run at the same
+time).  The simulator's CPU time during each run is reported too (from /proc),
+since it shares the machine's CPUs with the client being measured.
 
 Standard library only.  Virtual environments (created on first use, pinned):
   benches/peer/.venv         tap-helpscout==1.2.2 (shared with run_tap.py)
@@ -114,6 +118,7 @@ def pip_versions(venv_python, packages):
 
 def start_simulator(binary, seed, conversations, extra, log_path, timeout=600):
     sim = run_tap.Simulator(binary, 0, seed, conversations, extra, log_path, timeout)
+    SIM_PID[0] = sim.proc.pid
     run_tap.wait_until_up(sim.base_url, timeout)
     return sim
 
@@ -198,24 +203,64 @@ def refresh_allowance(truth):
 # processes
 
 
-def wait_rusage(proc, started, result, key):
+TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SIM_PID = [None]  # the simulator being measured against (its CPU time is reported too)
+
+
+def timed(cmd, time_file):
+    """Wrap a command in GNU time (max RSS, CPU) when it is installed.
+
+    Why not os.wait4() alone: Python starts children with vfork(), and Linux
+    carries the RSS high-water mark of the parent's address space into the
+    child's ru_maxrss at exec, so a child of a big Python process reports at
+    least the parent's RSS.  GNU time fork()s from a small process.
+    """
+    if TIME_BIN is None:
+        return cmd
+    return [TIME_BIN, "-f", "%M %U %S", "-o", time_file] + list(cmd)
+
+
+def sim_cpu_s():
+    pid = SIM_PID[0]
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def wait_rusage(proc, started, result, key, time_file=None):
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    result[key] = OrderedDict(
+    entry = OrderedDict(
         exit_code=proc.returncode,
         wall_s=round(time.perf_counter() - started, 3),
         user_s=round(usage.ru_utime, 3),
         sys_s=round(usage.ru_stime, 3),
         max_rss_mib=round(usage.ru_maxrss / 1024.0, 1),
+        rss_source="os.wait4 (may include the parent's RSS, see timed())",
     )
+    if time_file and os.path.exists(time_file):
+        with open(time_file, encoding="utf-8", errors="replace") as handle:
+            lines = [l for l in handle.read().splitlines() if l.strip()]
+        try:
+            rss_kib, user, sys_ = lines[-1].split()
+            entry.update(user_s=float(user), sys_s=float(sys_), max_rss_mib=round(int(rss_kib) / 1024.0, 1), rss_source="GNU time %M")
+        except (ValueError, IndexError):
+            pass
+    result[key] = entry
 
 
 def run_measured(cmd, stdout_path, stderr_path, timeout, env=None):
+    time_file = stderr_path + ".time"
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        cpu0 = sim_cpu_s()
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(timed(cmd, time_file), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         result = {}
-        waiter = threading.Thread(target=wait_rusage, args=(proc, started, result, "p"), daemon=True)
+        waiter = threading.Thread(target=wait_rusage, args=(proc, started, result, "p", time_file), daemon=True)
         waiter.start()
         waiter.join(timeout)
         if waiter.is_alive():
@@ -223,6 +268,11 @@ def run_measured(cmd, stdout_path, stderr_path, timeout, env=None):
             proc.kill()
             waiter.join()
             result["p"]["exit_code"] = 124
+    cpu1 = sim_cpu_s()
+    if cpu0 is not None and cpu1 is not None:
+        result["p"]["simulator_cpu_s"] = round(cpu1 - cpu0, 2)
+    if os.path.exists(time_file):
+        os.unlink(time_file)
     return result["p"]
 
 
@@ -327,20 +377,22 @@ def run_incumbent(venvs, base, work, label, run_dir, streams, timeout):
     with open(tap_log, "wb") as tap_err, open(target_log, "wb") as tgt_err, open(
         os.path.join(cfg_dir, "target-state.jsonl"), "wb"
     ) as tgt_out:
+        tap_time, target_time = os.path.join(cfg_dir, "tap.time"), os.path.join(cfg_dir, "target.time")
+        cpu0 = sim_cpu_s()
         started = time.perf_counter()
         tap = subprocess.Popen(
-            wrapper + ["-c", tap_config, "--catalog", catalog_path], stdout=subprocess.PIPE, stderr=tap_err, stdin=subprocess.DEVNULL
+            timed(wrapper + ["-c", tap_config, "--catalog", catalog_path], tap_time), stdout=subprocess.PIPE, stderr=tap_err, stdin=subprocess.DEVNULL
         )
         target = subprocess.Popen(
-            [os.path.join(os.path.dirname(target_python), "target-duckdb"), "-c", target_config],
+            timed([os.path.join(os.path.dirname(target_python), "target-duckdb"), "-c", target_config], target_time),
             stdin=tap.stdout,
             stdout=tgt_out,
             stderr=tgt_err,
         )
         tap.stdout.close()
         waiters = [
-            threading.Thread(target=wait_rusage, args=(tap, started, result, "tap"), daemon=True),
-            threading.Thread(target=wait_rusage, args=(target, started, result, "target"), daemon=True),
+            threading.Thread(target=wait_rusage, args=(tap, started, result, "tap", tap_time), daemon=True),
+            threading.Thread(target=wait_rusage, args=(target, started, result, "target", target_time), daemon=True),
         ]
         for w in waiters:
             w.start()
@@ -356,6 +408,7 @@ def run_incumbent(venvs, base, work, label, run_dir, streams, timeout):
             for w in waiters:
                 w.join()
         wall = time.perf_counter() - started
+    cpu1 = sim_cpu_s()
     after = stats(base)
     mailbox_order = []
     with open(tap_log, encoding="utf-8", errors="replace") as handle:
@@ -375,6 +428,7 @@ def run_incumbent(venvs, base, work, label, run_dir, streams, timeout):
         exit_code=124 if timed_out else (result["tap"]["exit_code"] or result["target"]["exit_code"]),
         wall_s=round(wall, 3),
         discover_wall_s=disc["wall_s"],
+        simulator_cpu_s=round(cpu1 - cpu0, 2) if cpu0 is not None and cpu1 is not None else None,
         max_rss_mib_sum=round(result["tap"]["max_rss_mib"] + result["target"]["max_rss_mib"], 1),
         tap=result["tap"],
         target=result["target"],
@@ -512,12 +566,14 @@ def print_summary(report):
         out.append(f"\n== speed: {sp['conversations']} conversations, seed {sp['seed']}, rate limit lifted ==")
         out.append(
             table(
-                ["", "wall s", "peak RSS MiB", "API requests", "token", "429s"],
+                ["", "wall s", "CPU user+sys s", "simulator CPU s", "peak RSS MiB", "API requests", "token", "429s"],
                 [
-                    ["helpscout-etl sync", o["wall_s"], o["max_rss_mib"], o["requests"]["api_requests"], o["requests"]["token_requests"], o["requests"]["rate_limited_429"]],
+                    ["helpscout-etl sync", o["wall_s"], round(o["user_s"] + o["sys_s"], 1), o.get("simulator_cpu_s"), o["max_rss_mib"], o["requests"]["api_requests"], o["requests"]["token_requests"], o["requests"]["rate_limited_429"]],
                     [
                         "tap | target (sum RSS)",
                         t["wall_s"],
+                        f"{round(t['tap']['user_s'] + t['tap']['sys_s'], 1)}+{round(t['target']['user_s'] + t['target']['sys_s'], 1)}",
+                        t.get("simulator_cpu_s"),
                         f"{t['max_rss_mib_sum']} ({t['tap']['max_rss_mib']}+{t['target']['max_rss_mib']})",
                         t["requests"]["api_requests"],
                         t["requests"]["token_requests"] + t["discovery_requests"]["token_requests"],
@@ -626,7 +682,8 @@ def main():
     report = OrderedDict(
         started_at=stamp,
         machine=OrderedDict(cpus=os.cpu_count(), note="loopback simulator; the CPUs may be shared with other work: compare ratios"),
-        rss_method="os.wait4() ru_maxrss of each measured process (per-process RUSAGE_CHILDREN)",
+        rss_method=("GNU time (/usr/bin/time -f %M) around each measured process" if TIME_BIN else
+                    "os.wait4() ru_maxrss of each process (inflated by this script's own RSS: vfork)"),
         versions=versions,
         options=vars(args),
     )
