@@ -221,6 +221,14 @@ def timed(cmd, time_file):
     return [TIME_BIN, "-f", "%M %U %S", "-o", time_file] + list(cmd)
 
 
+def kill_group(proc):
+    """Stop a measured process and what it started (GNU time's child): own session, own group."""
+    try:
+        os.killpg(proc.pid, 9)
+    except OSError:
+        proc.kill()
+
+
 def sim_cpu_s():
     pid = SIM_PID[0]
     try:
@@ -258,14 +266,16 @@ def run_measured(cmd, stdout_path, stderr_path, timeout, env=None):
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         cpu0 = sim_cpu_s()
         started = time.perf_counter()
-        proc = subprocess.Popen(timed(cmd, time_file), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            timed(cmd, time_file), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
         result = {}
         waiter = threading.Thread(target=wait_rusage, args=(proc, started, result, "p", time_file), daemon=True)
         waiter.start()
         waiter.join(timeout)
         if waiter.is_alive():
-            log(f"timeout after {timeout}s, stopping pid {proc.pid}")
-            proc.kill()
+            log(f"timeout after {timeout}s, stopping pid {proc.pid} and its children")
+            kill_group(proc)
             waiter.join()
             result["p"]["exit_code"] = 124
     cpu1 = sim_cpu_s()
@@ -381,13 +391,15 @@ def run_incumbent(venvs, base, work, label, run_dir, streams, timeout):
         cpu0 = sim_cpu_s()
         started = time.perf_counter()
         tap = subprocess.Popen(
-            timed(wrapper + ["-c", tap_config, "--catalog", catalog_path], tap_time), stdout=subprocess.PIPE, stderr=tap_err, stdin=subprocess.DEVNULL
+            timed(wrapper + ["-c", tap_config, "--catalog", catalog_path], tap_time), stdout=subprocess.PIPE, stderr=tap_err, stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         target = subprocess.Popen(
             timed([os.path.join(os.path.dirname(target_python), "target-duckdb"), "-c", target_config], target_time),
             stdin=tap.stdout,
             stdout=tgt_out,
             stderr=tgt_err,
+            start_new_session=True,
         )
         tap.stdout.close()
         waiters = [
@@ -404,7 +416,7 @@ def run_incumbent(venvs, base, work, label, run_dir, streams, timeout):
             log(f"pipeline timeout after {timeout}s, stopping pids {tap.pid} {target.pid}")
             for p in (tap, target):
                 if p.returncode is None:
-                    p.kill()
+                    kill_group(p)
             for w in waiters:
                 w.join()
         wall = time.perf_counter() - started
