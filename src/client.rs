@@ -694,11 +694,12 @@ fn default_expiry() -> u64 {
 }
 
 /// Spacing requests by window/(limit−1) never puts more than `limit` in any window.
+fn spacing(limit: u32, window: Duration) -> Duration {
+    (window / limit.saturating_sub(1).max(1)).max(Duration::from_micros(1))
+}
+
 fn quota(limit: u32, window: Duration) -> Quota {
-    let per_request = window / limit.saturating_sub(1).max(1);
-    Quota::with_period(per_request.max(Duration::from_micros(1)))
-        .expect("a non-zero period")
-        .allow_burst(NonZeroU32::MIN)
+    Quota::with_period(spacing(limit, window)).expect("a non-zero period").allow_burst(NonZeroU32::MIN)
 }
 
 fn transport_reason(e: &reqwest::Error) -> String {
@@ -833,13 +834,17 @@ mod tests {
     }
 
     #[test]
-    fn quota_never_exceeds_the_limit_in_a_window() {
-        // limit L per window W: spacing W/(L−1) → at most L starts in any half-open window.
-        let period = Duration::from_secs(60) / 399;
-        assert!(period * 399 <= Duration::from_secs(60));
-        assert!(period * 400 > Duration::from_secs(60) - period);
-        let _ = quota(400, Duration::from_secs(60));
-        let _ = quota(1, Duration::from_secs(1));
+    fn spacing_never_lets_more_than_the_limit_start_in_a_window() {
+        for (limit, window) in [(400, Duration::from_secs(60)), (200, Duration::from_secs(60)), (12, Duration::from_secs(1)), (2, Duration::from_millis(10))] {
+            let gap = spacing(limit, window);
+            // Starts at 0, gap, 2·gap, …: the (limit+1)-th start falls outside any window of length `window`.
+            // Strictly: a window/limit spacing would fit limit+1 starts in a closed window.
+            assert!(gap * limit > window, "{limit}/{window:?}: {} starts fit in a window", limit + 1);
+            // …and the limit itself is reachable (no needless slowness: within one gap of the window).
+            assert!(gap * (limit - 1) <= window, "{limit}/{window:?}: slower than the plan allows");
+        }
+        assert_eq!(spacing(1, Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(spacing(0, Duration::ZERO), Duration::from_micros(1));
     }
 
     #[test]

@@ -43,24 +43,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     sim.advance_clock(chrono::Duration::hours(24));
-    let changes = sim.mutate(&MutationPlan {
-        seed: args.seed,
-        new_conversations: 12,
-        replies: 25,
-        workflow_changes: 15,
-        customer_edits: 8,
-        merges: 2,
-        deletions: 2,
-        new_customers: 5,
-        new_ratings: 6,
-        user_edits: 1,
-        mailbox_edits: 1,
-        folder_changes: 2,
-        workflow_edits: 2,
-        team_edits: 1,
-        team_member_changes: 2,
-        invalid_emails: 1,
-    });
+    let changes = sim.mutate(&MutationPlan::busy_day(args.seed));
     println!(
         "\n2. A simulated day later: {} new conversations, {} replies, {} workflow changes, {} customer edits, {} merges, {} deletions",
         changes.new_conversations.len(),

@@ -68,18 +68,6 @@ impl ColumnType {
             ColumnType::List(item) => format!("{}[]", item.duckdb()),
         }
     }
-
-    /// How the contract documents the type (for the generated table catalog).
-    pub fn documented(&self) -> &'static str {
-        match self {
-            ColumnType::Int => "INTEGER",
-            ColumnType::Text => "STRING",
-            ColumnType::Bool => "BOOLEAN",
-            ColumnType::Timestamp => "DATE-TIME",
-            ColumnType::Struct(_) => "OBJECT",
-            ColumnType::List(_) => "ARRAY",
-        }
-    }
 }
 
 fn struct_fields(fields: &[StructField]) -> Fields {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::config::{Outputs, table_named};
 use crate::schema::quote_ident;
-use crate::sinks::duckdb::{DIRTY_TABLE, STATE_TABLE, RUNS_TABLE, Warehouse};
+use crate::sinks::duckdb::{DIRTY_TABLE, REMOVAL_CHECK_SCOPE, RUNS_TABLE, STATE_TABLE, Warehouse};
 use crate::sinks::parquet::ParquetFolder;
 use crate::tables::{self, Origin, Replication};
 
@@ -55,7 +55,7 @@ pub fn status(outputs: &Outputs) -> anyhow::Result<Status> {
         let (bookmark, synced) = conn
             .query_row(
                 &format!(
-                    "SELECT strftime(max(bookmark)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), strftime(max(last_synced_at)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ') FROM {STATE_TABLE} WHERE table_name = ? AND scope <> 'removal-check'"
+                    "SELECT strftime(max(bookmark)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), strftime(max(last_synced_at)::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ') FROM {STATE_TABLE} WHERE table_name = ? AND scope <> '{REMOVAL_CHECK_SCOPE}'"
                 ),
                 [table.name],
                 |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)),

@@ -25,7 +25,7 @@ use crate::config::{Method, Settings, TableChoice};
 use crate::convert::{ConvertError, Row, RunStamp, TableConverter};
 use crate::integration_log::{self, LogEvent, RecordFailure, Status, event};
 use crate::progress::Progress;
-use crate::sinks::duckdb::{WindowStats, Warehouse, WarehouseError, RUNS_TABLE};
+use crate::sinks::duckdb::{REMOVAL_CHECK_SCOPE, RUNS_TABLE, WindowStats, Warehouse, WarehouseError, bookmark_key};
 use crate::sinks::parquet::{ParquetError, ParquetFolder};
 use crate::tables::{self, Origin, Replication, Table};
 
@@ -141,7 +141,7 @@ struct Run<'a> {
     stamp: RunStamp,
     converters: HashMap<&'static str, TableConverter>,
     windows: WindowStats,
-    bookmarks: HashMap<String, i64>,
+    bookmarks: HashMap<(String, String), i64>,
     /// Ids listed in this run, per parent table (children are listed per parent).
     listed_ids: HashMap<&'static str, Vec<i64>>,
     tables_synced: HashSet<&'static str>,
@@ -515,7 +515,7 @@ impl<'a> Run<'a> {
         } else {
             Some(
                 self.bookmarks
-                    .get(&format!("{}\u{1f}{scope}", table.name))
+                    .get(&bookmark_key(table.name, scope))
                     .and_then(|us| DateTime::from_timestamp_micros(*us))
                     .unwrap_or(self.settings.start_date),
             )
@@ -567,7 +567,7 @@ impl<'a> Run<'a> {
             Ok::<_, WarehouseError>(())
         })?;
         if let Some(v) = value {
-            self.bookmarks.insert(format!("{}\u{1f}{scope}", table.name), v);
+            self.bookmarks.insert(bookmark_key(table.name, scope), v);
         }
         self.listed_ids.insert(table.name, seen.into_iter().collect());
         Ok((rows, removed))
@@ -610,7 +610,7 @@ impl<'a> Run<'a> {
     async fn gather(
         &mut self,
         table: &'static Table,
-        items: Vec<Value>,
+        mut items: Vec<Value>,
         chunk: &mut Chunk,
         seen: &mut HashSet<i64>,
         repeats: &mut u64,
@@ -623,14 +623,14 @@ impl<'a> Run<'a> {
         // Children to refetch, fetched concurrently across the page.
         let mut refetch: Vec<(usize, &'static Table, i64)> = Vec::new();
         let mut embedded: Vec<Vec<(&'static Table, Vec<Value>)>> = Vec::with_capacity(items.len());
-        for (i, record) in items.iter().enumerate() {
+        for (i, record) in items.iter_mut().enumerate() {
             let mut lists = Vec::new();
             for child in &children {
-                let list = record
-                    .pointer(&format!("/_embedded/{}", child.list_key))
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                // Moved out, not copied: the parent's converter ignores its embedded children.
+                let list = match record.get_mut("_embedded").and_then(|e| e.get_mut(child.list_key)).map(Value::take) {
+                    Some(Value::Array(list)) => list,
+                    _ => Vec::new(),
+                };
                 if let Origin::Embedded { refetch: rule, .. } = child.origin {
                     let expected = record.get(rule.count_field).and_then(Value::as_u64);
                     let (field, value) = rule.always_when;
@@ -862,9 +862,9 @@ impl<'a> Run<'a> {
             return Ok(0);
         }
         // At most once per `removal_check` of the server's clock (merges are noticed anyway).
-        let scope = "removal-check";
+        let scope = REMOVAL_CHECK_SCOPE;
         let now = self.client.server_now().unwrap_or_else(Utc::now);
-        let last = self.bookmarks.get(&format!("{}\u{1f}{scope}", table.name)).copied();
+        let last = self.bookmarks.get(&bookmark_key(table.name, scope)).copied();
         let interval = chrono::Duration::from_std(self.settings.removal_check).unwrap_or_default();
         if last.is_some_and(|l| now.timestamp_micros() - l < interval.num_microseconds().unwrap_or(i64::MAX)) {
             return Ok(0);
@@ -885,7 +885,7 @@ impl<'a> Run<'a> {
         let Some(live) = live else { return Ok(0) };
         let mark_checked = |run: &mut Self| -> Result<(), SyncError> {
             run.warehouse.commit(&mut run.windows, |tx| tx.set_bookmark(table.name, scope, Some(checked_at), &run_id))?;
-            run.bookmarks.insert(format!("{}\u{1f}{scope}", table.name), checked_at);
+            run.bookmarks.insert(bookmark_key(table.name, scope), checked_at);
             Ok(())
         };
         if held.len() as u64 <= live {

@@ -35,26 +35,6 @@ async fn a_full_sync_equals_the_ground_truth_and_every_join_key_matches() {
 use helpscout_etl::simulator::{FaultKind, FaultPlan, FaultRule, MutationPlan, Removal};
 use helpscout_etl::sync::RunStatus;
 
-fn every_change(seed: u64) -> MutationPlan {
-    MutationPlan {
-        seed,
-        new_conversations: 6,
-        replies: 10,
-        workflow_changes: 8,
-        customer_edits: 4,
-        merges: 2,
-        deletions: 2,
-        new_customers: 3,
-        new_ratings: 3,
-        user_edits: 1,
-        mailbox_edits: 1,
-        folder_changes: 2,
-        workflow_edits: 2,
-        team_edits: 1,
-        team_member_changes: 2,
-        invalid_emails: 1,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_syncs_converge_through_every_kind_of_change() {
@@ -66,7 +46,7 @@ async fn incremental_syncs_converge_through_every_kind_of_change() {
     let mut seen_removed: Vec<i64> = Vec::new();
     for round in 0..3 {
         sim.advance_clock(chrono::Duration::hours(2));
-        let changed = sim.mutate(&every_change(round));
+        let changed = sim.mutate(&MutationPlan::busy_day(round));
         assert!(truth_mismatch(&sim, dir.path()).is_some(), "round {round}: the mutation {changed:?} is visible");
         let held: Vec<i64> = connect(dir.path())
             .prepare("SELECT id FROM conversations")

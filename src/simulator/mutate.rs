@@ -64,6 +64,30 @@ pub struct TeamMemberChange {
 }
 
 /// The ids each kind of change touched.
+impl MutationPlan {
+    /// A day of every kind of change (what the demo shows and the tests replay).
+    pub fn busy_day(seed: u64) -> MutationPlan {
+        MutationPlan {
+            seed,
+            new_conversations: 12,
+            replies: 25,
+            workflow_changes: 15,
+            customer_edits: 8,
+            invalid_emails: 1,
+            merges: 2,
+            deletions: 2,
+            new_customers: 5,
+            new_ratings: 6,
+            user_edits: 1,
+            mailbox_edits: 1,
+            folder_changes: 2,
+            workflow_edits: 2,
+            team_edits: 1,
+            team_member_changes: 2,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MutationReport {
     /// When the changes happened (simulated clock).

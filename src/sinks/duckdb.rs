@@ -39,6 +39,15 @@ pub const DIRTY_TABLE: &str = "_helpscout_dirty_partitions";
 pub const JOIN_KEYS_TABLE: &str = "_helpscout_join_keys";
 pub const TOMBSTONES_TABLE: &str = "_helpscout_conversation_tombstones";
 
+/// Bookmark scope marking when a table's list was last checked for removed records
+/// (not a cursor: `status` leaves it out).
+pub const REMOVAL_CHECK_SCOPE: &str = "removal-check";
+
+/// The key of a bookmark in `Tx::bookmarks`.
+pub fn bookmark_key(table: &str, scope: &str) -> (String, String) {
+    (table.to_string(), scope.to_string())
+}
+
 /// The tool's own tables.
 const INTERNAL_DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS _helpscout_state (
@@ -396,14 +405,14 @@ impl Tx<'_> {
             .map_err(db("saving a bookmark"))
     }
 
-    /// Every bookmark, keyed `table\u{1f}scope`, in µs since the epoch.
-    pub fn bookmarks(&self) -> Result<std::collections::HashMap<String, i64>, WarehouseError> {
+    /// Every bookmark, keyed by `bookmark_key`, in µs since the epoch.
+    pub fn bookmarks(&self) -> Result<std::collections::HashMap<(String, String), i64>, WarehouseError> {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT table_name, scope, epoch_us(bookmark) FROM {STATE_TABLE} WHERE bookmark IS NOT NULL"))
             .map_err(db("reading bookmarks"))?;
         let rows = stmt
-            .query_map([], |r| Ok((format!("{}\u{1f}{}", r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, i64>(2)?)))
+            .query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, i64>(2)?)))
             .map_err(db("reading bookmarks"))?
             .collect::<Result<_, _>>()
             .map_err(db("reading bookmarks"))?;
@@ -425,12 +434,6 @@ impl Tx<'_> {
             )
             .map(|_| ())
             .map_err(db("recording a removed conversation"))
-    }
-
-    pub fn count(&self, table: &str) -> Result<i64, WarehouseError> {
-        self.conn
-            .query_row(&format!("SELECT count(*) FROM {}", quote_ident(table)), [], |r| r.get(0))
-            .map_err(db("counting rows"))
     }
 }
 

@@ -18,7 +18,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::schema::quote_ident;
-use crate::sinks::duckdb::{DIRTY_TABLE, NULL_PARTITION, partition_sql};
+use crate::sinks::duckdb::{DIRTY_TABLE, partition_sql};
 use crate::tables::Table;
 
 #[derive(Debug, thiserror::Error)]
@@ -194,9 +194,4 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Strin
         })
         .collect::<Result<Vec<ArrayRef>, String>>()?;
     RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
-}
-
-/// The partition value a hive folder name holds (`created_at_month=2024-06` → `2024-06`).
-pub fn partition_value(dir_name: &str) -> Option<&str> {
-    dir_name.split_once('=').map(|(_, v)| v).filter(|v| *v != NULL_PARTITION)
 }
