@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -216,7 +215,10 @@ struct AccessToken {
 pub struct Client {
     http: reqwest::Client,
     config: ClientConfig,
-    token: tokio::sync::Mutex<Option<AccessToken>>,
+    /// The current access token, read without waiting (see `access_token`).
+    token: Mutex<Option<AccessToken>>,
+    /// Held while a token is requested, so one request is made for all waiting callers.
+    issuing: tokio::sync::Mutex<()>,
     refresh_token: Mutex<Option<String>>,
     /// Spaces requests to the plan's limit: the configured one, or the lower one the API's
     /// `X-RateLimit-Limit-Minute` header reports.
@@ -262,7 +264,8 @@ impl Client {
             limiter: Mutex::new(Arc::new(RateLimiter::direct(quota(config.rate_limit, config.rate_window)))),
             limit: std::sync::atomic::AtomicU32::new(config.rate_limit),
             config,
-            token: tokio::sync::Mutex::new(None),
+            token: Mutex::new(None),
+            issuing: tokio::sync::Mutex::new(()),
             refresh_token: Mutex::new(refresh_token),
             records: Mutex::new(Vec::new()),
             server_now: Mutex::new(None),
@@ -467,19 +470,29 @@ impl Client {
     }
 
     async fn invalidate_token(&self) {
-        *self.token.lock().await = None;
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    fn valid_token(&self) -> Option<String> {
+        let slot = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().filter(|t| t.expires_at > Instant::now()).map(|t| t.token.clone())
+    }
+
+    /// A valid access token. The common case takes no async lock: a queued async lock is handed
+    /// to the next waiter on release, and a waiter that is not being polled (a page future held
+    /// back by a full channel) would then hold it against every other request.
     async fn access_token(&self) -> Result<String, ClientError> {
-        let mut slot = self.token.lock().await;
-        if let Some(t) = slot.as_ref()
-            && t.expires_at > Instant::now()
-        {
-            return Ok(t.token.clone());
+        if let Some(token) = self.valid_token() {
+            return Ok(token);
+        }
+        let _issuing = self.issuing.lock().await;
+        // Another caller may have got one while this one waited.
+        if let Some(token) = self.valid_token() {
+            return Ok(token);
         }
         let fresh = self.request_token().await?;
         let token = fresh.token.clone();
-        *slot = Some(fresh);
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh);
         Ok(token)
     }
 
@@ -598,9 +611,9 @@ impl Client {
     /// Every page of a list, in order, `concurrency` requests at a time once the page count is
     /// known; `on_page` sees each page as it arrives. Returns the server date of the first page.
     pub async fn list_pages<S: PageSink + Send>(
-        &self,
+        self: &Arc<Self>,
         first_url: &str,
-        list_key: &str,
+        list_key: &'static str,
         paging: crate::tables::Paging,
         sink: &mut S,
     ) -> Result<Option<DateTime<Utc>>, ClientError> {
@@ -619,13 +632,23 @@ impl Client {
             && total_pages > first_number + 1
             && self.config.concurrency > 1
         {
-            let urls: Vec<String> = (first_number + 1..=total_pages).map(|n| with_page(&template, n)).collect();
-            let mut pages = futures::stream::iter(urls)
-                .map(|u| async move { self.page(&u, list_key, paging).await })
-                .buffered(self.config.concurrency);
+            // Each page is its own task: a sink that holds the listing back must not stop the
+            // requests already under way from being driven (they may hold a shared resource).
+            let mut numbers = first_number + 1..=total_pages;
+            let spawn = |n: u64| {
+                let client = Arc::clone(self);
+                let url = with_page(&template, n);
+                InFlight(tokio::spawn(async move { client.page(&url, list_key, paging).await }))
+            };
+            let mut in_flight: std::collections::VecDeque<InFlight> =
+                numbers.by_ref().take(self.config.concurrency).map(spawn).collect();
             next = None;
-            while let Some(page) = pages.next().await {
-                let page = page?;
+            while let Some(mut task) = in_flight.pop_front() {
+                let page = (&mut task.0).await.map_err(|e| ClientError::Malformed {
+                    path: display_path(&self.url(first_url)),
+                    reason: format!("a page request stopped: {e}"),
+                })??;
+                in_flight.extend(numbers.next().map(spawn));
                 let done = page.items.is_empty();
                 next = page.next.clone();
                 sink.accept(page).await?;
@@ -642,6 +665,15 @@ impl Client {
             sink.accept(page).await?;
         }
         Ok(server_date)
+    }
+}
+
+/// A page request running as its own task; stopped when the listing no longer wants it.
+struct InFlight(tokio::task::JoinHandle<Result<Page, ClientError>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

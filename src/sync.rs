@@ -43,6 +43,8 @@ pub enum SyncError {
     AlreadyRunning { path: String, lock: String },
     #[error("Cannot create the state folder {path}: {reason}; choose a writable `output.dir`.")]
     StateDir { path: String, reason: String },
+    #[error("internal error: {0}; please report it with the output of `helpscout-etl log --status Error`.")]
+    Internal(String),
     #[error("{failed} {table} record(s) could not be synced (`helpscout-etl log --status Failed --table {table}` lists them); the table's bookmark stays put and `helpscout-etl retry` re-attempts them.")]
     RecordsFailed { table: &'static str, failed: usize },
 }
@@ -52,7 +54,7 @@ impl SyncError {
     fn is_fatal(&self) -> bool {
         match self {
             SyncError::Client(e) => matches!(e, ClientError::Auth(_) | ClientError::Unreachable { .. } | ClientError::TokenStore { .. }),
-            SyncError::Warehouse(_) | SyncError::Parquet(_) | SyncError::AlreadyRunning { .. } | SyncError::StateDir { .. } => true,
+            SyncError::Warehouse(_) | SyncError::Parquet(_) | SyncError::Internal(_) | SyncError::AlreadyRunning { .. } | SyncError::StateDir { .. } => true,
             SyncError::Convert(_) | SyncError::RecordsFailed { .. } => false,
         }
     }
@@ -139,7 +141,7 @@ struct Run<'a> {
     warehouse: Warehouse,
     parquet: ParquetFolder,
     stamp: RunStamp,
-    converters: HashMap<&'static str, TableConverter>,
+    converters: HashMap<&'static str, Arc<TableConverter>>,
     windows: WindowStats,
     bookmarks: HashMap<(String, String), i64>,
     /// Ids listed in this run, per parent table (children are listed per parent).
@@ -193,6 +195,51 @@ impl Chunk {
     }
 }
 
+/// A chunk being written by `Run::spawn_commit`: its merge candidates and commit window.
+type PendingCommit = tokio::task::JoinHandle<Result<(Vec<i64>, WindowStats), SyncError>>;
+
+/// Commits one chunk: parent rows upserted, each listed parent's children replaced.
+/// Returns parents that lost children to another parent (merge candidates).
+fn commit_chunk(
+    warehouse: &Warehouse,
+    windows: &mut WindowStats,
+    converters: &HashMap<&'static str, Arc<TableConverter>>,
+    table: &'static Table,
+    chunk: Chunk,
+    store_parent: bool,
+    run_id: &str,
+) -> Result<Vec<i64>, SyncError> {
+    if chunk.rows.is_empty() && chunk.parent_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let parent_batch = if store_parent { Some(converters[table.name].batch(&chunk.rows)?) } else { None };
+    drop(chunk.rows);
+    let mut child_batches = Vec::new();
+    for (name, per_parent) in chunk.children {
+        let rows: Vec<Row> = per_parent.into_values().flatten().collect();
+        let child = tables::by_name(name).expect("declared table");
+        child_batches.push((child, converters[name].batch(&rows)?));
+    }
+    let parent_ids = chunk.parent_ids;
+    let losing = warehouse.commit(windows, |tx| {
+        if let Some(batch) = parent_batch {
+            let stage = tx.stage(table, vec![batch])?;
+            tx.append_row_events(table, &stage, run_id)?;
+            tx.upsert(table, &stage)?;
+        }
+        let mut losing = Vec::new();
+        for (child, batch) in child_batches {
+            let stage = tx.stage(child, vec![batch])?;
+            losing.extend(tx.parents_losing_children(child, &stage)?);
+            tx.delete_children(child, &parent_ids)?;
+            tx.upsert(child, &stage)?;
+        }
+        losing.retain(|id| !parent_ids.contains(id));
+        Ok::<_, WarehouseError>(losing)
+    })?;
+    Ok(losing)
+}
+
 fn row_id(row: &Row) -> Option<i64> {
     row.get("id").and_then(Value::as_i64)
 }
@@ -225,7 +272,7 @@ impl<'a> Run<'a> {
                     .filter(|c| crate::convert::embedded_in(c, table.name))
                     .collect();
                 let columns = choice.and_then(|c| c.columns.as_deref());
-                converters.insert(table.name, TableConverter::new(table, columns, &children));
+                converters.insert(table.name, Arc::new(TableConverter::new(table, columns, &children)));
             }
         }
         Run {
@@ -588,20 +635,38 @@ impl<'a> Run<'a> {
         let mut first_date = None;
         let mut losing = Vec::new();
         let mut pass_seen: HashSet<i64> = HashSet::new();
-        while let Some(page) = pages.recv().await {
-            let page = page?;
-            if first_date.is_none() {
-                first_date = page.server_date;
+        // One chunk is written while the next is fetched and converted.
+        let mut writing: Option<PendingCommit> = None;
+        let listed: Result<(), SyncError> = async {
+            while let Some(page) = pages.recv().await {
+                let page = page?;
+                tracing::debug!(n = page.items.len(), "DIAG page");
+                if first_date.is_none() {
+                    first_date = page.server_date;
+                }
+                rows += page.items.len() as u64;
+                self.gather(table, page.items, &mut chunk, &mut pass_seen, &mut repeats).await?;
+                let (requests, remaining) = self.client.live();
+                self.progress.rows(table.name, rows, requests, remaining);
+                tracing::debug!(rows, "DIAG gathered");
+                if chunk.len() >= self.settings.chunk_rows {
+                    if let Some(previous) = writing.take() {
+                        losing.extend(self.finish_commit(previous).await?);
+                    }
+                    writing = Some(self.spawn_commit(table, std::mem::replace(&mut chunk, Chunk::new())));
+                }
             }
-            rows += page.items.len() as u64;
-            self.gather(table, page.items, &mut chunk, &mut pass_seen, &mut repeats).await?;
-            let (requests, remaining) = self.client.live();
-            self.progress.rows(table.name, rows, requests, remaining);
-            if chunk.len() >= self.settings.chunk_rows {
-                losing.extend(self.commit_chunk(table, std::mem::replace(&mut chunk, Chunk::new()))?);
-            }
+            Ok(())
         }
-        losing.extend(self.commit_chunk(table, chunk)?);
+        .await;
+        // A chunk already handed over is written (or fails) before anything else happens.
+        let written = match writing.take() {
+            Some(previous) => self.finish_commit(previous).await,
+            None => Ok(vec![]),
+        };
+        listed?;
+        losing.extend(written?);
+        losing.extend(self.finish_commit(self.spawn_commit(table, chunk)).await?);
         seen.extend(pass_seen);
         Ok((rows, repeats, first_date, losing))
     }
@@ -736,38 +801,28 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Commits one chunk: parent rows upserted, each listed parent's children replaced.
-    /// Returns parents that lost children to another parent (merge candidates).
-    fn commit_chunk(&mut self, table: &'static Table, chunk: Chunk) -> Result<Vec<i64>, SyncError> {
-        if chunk.rows.is_empty() && chunk.parent_ids.is_empty() {
-            return Ok(vec![]);
-        }
+    /// Starts writing one chunk on a blocking thread (Arrow batches, then one DuckDB commit).
+    fn spawn_commit(&self, table: &'static Table, chunk: Chunk) -> PendingCommit {
         let store_parent = self.selected(table.name).is_some();
-        let parent_batch = if store_parent { Some(self.converter(table.name).batch(&chunk.rows)?) } else { None };
-        let mut child_batches = Vec::new();
-        for (name, per_parent) in &chunk.children {
-            let rows: Vec<Row> = per_parent.values().flatten().cloned().collect();
-            let child = tables::by_name(name).expect("declared table");
-            child_batches.push((child, self.converter(name).batch(&rows)?));
-        }
+        let converters: HashMap<&'static str, Arc<TableConverter>> = self
+            .converters
+            .iter()
+            .filter(|(name, _)| **name == table.name || chunk.children.contains_key(*name))
+            .map(|(name, conv)| (*name, Arc::clone(conv)))
+            .collect();
+        let warehouse = self.warehouse.clone();
         let run_id = self.stamp.run_id.clone();
-        let parent_ids = chunk.parent_ids;
-        let losing = self.warehouse.commit(&mut self.windows, |tx| {
-            if let Some(batch) = parent_batch {
-                let stage = tx.stage(table, vec![batch])?;
-                tx.append_row_events(table, &stage, &run_id)?;
-                tx.upsert(table, &stage)?;
-            }
-            let mut losing = Vec::new();
-            for (child, batch) in child_batches {
-                let stage = tx.stage(child, vec![batch])?;
-                losing.extend(tx.parents_losing_children(child, &stage)?);
-                tx.delete_children(child, &parent_ids)?;
-                tx.upsert(child, &stage)?;
-            }
-            losing.retain(|id| !parent_ids.contains(id));
-            Ok::<_, WarehouseError>(losing)
-        })?;
+        tokio::task::spawn_blocking(move || {
+            let mut windows = WindowStats::default();
+            let losing = commit_chunk(&warehouse, &mut windows, &converters, table, chunk, store_parent, &run_id)?;
+            Ok((losing, windows))
+        })
+    }
+
+    /// Waits for a chunk handed to `spawn_commit`; returns its merge candidates.
+    async fn finish_commit(&mut self, pending: PendingCommit) -> Result<Vec<i64>, SyncError> {
+        let (losing, windows) = pending.await.map_err(|e| SyncError::Internal(format!("a chunk's commit stopped: {e}")))??;
+        self.windows.absorb(windows);
         Ok(losing)
     }
 
@@ -1055,7 +1110,7 @@ pub async fn retry_records(settings: &Settings, table: &'static Table, ids: &[i6
                     Some(failure) => RecordOutcome::Failed(failure.error),
                     None if chunk.len() == 0 && run.selected(table.name).is_some() => RecordOutcome::Failed("the record could not be read".into()),
                     None => {
-                        let losing = run.commit_chunk(table, chunk)?;
+                        let losing = run.finish_commit(run.spawn_commit(table, chunk)).await?;
                         run.resolve_removals(table, losing).await?;
                         RecordOutcome::Synced
                     }

@@ -101,6 +101,7 @@ pub fn partition_sql(table: &Table) -> String {
 /// Hive's name for the partition of rows whose partition column is null.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
+#[derive(Debug, Clone)]
 pub struct Warehouse {
     pub path: PathBuf,
     /// How long to wait for a reader to let go of the file before a commit.
@@ -113,6 +114,15 @@ pub struct WindowStats {
     pub commits: u64,
     pub longest: Duration,
     pub total: Duration,
+}
+
+impl WindowStats {
+    /// Adds the commits another thread made for the same run.
+    pub fn absorb(&mut self, other: WindowStats) {
+        self.commits += other.commits;
+        self.total += other.total;
+        self.longest = self.longest.max(other.longest);
+    }
 }
 
 impl Warehouse {
