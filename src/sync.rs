@@ -25,7 +25,7 @@ use crate::config::{Method, Settings, TableChoice};
 use crate::convert::{ConvertError, Row, RunStamp, TableConverter};
 use crate::integration_log::{self, LogEvent, RecordFailure, Status, event};
 use crate::progress::Progress;
-use crate::sinks::duckdb::{REMOVAL_CHECK_SCOPE, RUNS_TABLE, WindowStats, Warehouse, WarehouseError, bookmark_key};
+use crate::sinks::duckdb::{REMOVAL_CHECK_SCOPE, RUNS_TABLE, WINDOW_END_SCOPE, WindowStats, Warehouse, WarehouseError, bookmark_key};
 use crate::sinks::parquet::{ParquetError, ParquetFolder};
 use crate::tables::{self, Origin, Replication, Table};
 
@@ -492,7 +492,7 @@ impl<'a> Run<'a> {
                 }
                 (rows, removed)
             }
-            Origin::List => self.sync_whole(table).await?,
+            Origin::List => self.sync_whole(table, choice.method == Method::Full).await?,
             Origin::PerParent { parent } => self.sync_per_parent(table, parent).await?,
             // Selected without its parent: list the parent, store only the children.
             Origin::Embedded { parent, .. } => {
@@ -957,12 +957,26 @@ impl<'a> Run<'a> {
     }
 
     /// A list fetched whole: its rows replace the table's.
-    async fn sync_whole(&mut self, table: &'static Table) -> Result<(u64, u64), SyncError> {
+    async fn sync_whole(&mut self, table: &'static Table, full: bool) -> Result<(u64, u64), SyncError> {
         let mut extra = Vec::new();
+        // A windowed report is read whole at most once per `removal_check` of the server's
+        // clock (what changed or vanished in it is replaced then); in between, only the window
+        // since the last one's end (less the overlap) is read and merged.
+        let mut window = None;
         if let Some((start, end)) = table.request.window {
             let now = self.client.server_now().unwrap_or_else(Utc::now);
-            extra.push((start, api_date(self.settings.start_date)));
+            let micros = |key: (String, String)| self.bookmarks.get(&key).and_then(|us| DateTime::from_timestamp_micros(*us));
+            let last_end = micros(bookmark_key(table.name, WINDOW_END_SCOPE));
+            let last_whole = micros(bookmark_key(table.name, REMOVAL_CHECK_SCOPE));
+            let interval = chrono::Duration::from_std(self.settings.removal_check).unwrap_or_default();
+            let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+            let since = match (last_end, last_whole) {
+                (Some(e), Some(w)) if !full && now - w < interval => Some((e - overlap).max(self.settings.start_date)),
+                _ => None,
+            };
+            extra.push((start, api_date(since.unwrap_or(self.settings.start_date))));
             extra.push((end, api_date(now + chrono::Duration::seconds(1))));
+            window = Some((since.is_none(), now.timestamp_micros()));
         }
         let url = self.url_for(table, None, &extra);
         let mut items = Vec::new();
@@ -976,7 +990,27 @@ impl<'a> Run<'a> {
         }
         self.listed_ids.insert(table.name, chunk.parent_ids.clone());
         let rows = chunk.len() as u64;
-        let removed = self.replace_rows(table, chunk.rows, None)?;
+        let removed = match window {
+            Some((false, _)) => {
+                self.finish_commit(self.spawn_commit(table, chunk)).await?;
+                0
+            }
+            _ => self.replace_rows(table, chunk.rows, None)?,
+        };
+        if let Some((whole, end)) = window {
+            let run_id = self.stamp.run_id.clone();
+            self.warehouse.commit(&mut self.windows, |tx| {
+                tx.set_bookmark(table.name, WINDOW_END_SCOPE, Some(end), &run_id)?;
+                if whole {
+                    tx.set_bookmark(table.name, REMOVAL_CHECK_SCOPE, Some(end), &run_id)?;
+                }
+                Ok::<_, WarehouseError>(())
+            })?;
+            self.bookmarks.insert(bookmark_key(table.name, WINDOW_END_SCOPE), end);
+            if whole {
+                self.bookmarks.insert(bookmark_key(table.name, REMOVAL_CHECK_SCOPE), end);
+            }
+        }
         Ok((rows, removed))
     }
 

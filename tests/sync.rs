@@ -223,3 +223,50 @@ async fn selected_tables_and_columns_only_and_full_replication() {
     assert_eq!(query_i64(dir.path(), "SELECT count(*) FROM conversations"), truth_rows(&sim, &tables::CONVERSATIONS).len() as i64);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_without_changes_reads_each_list_once_and_the_report_only_since_its_last_window() {
+    let sim = simulator(200, 21).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&sim, dir.path());
+    sync_ok(&settings).await;
+    let requests_of_last_run = || {
+        query_strings(
+            dir.path(),
+            "SELECT request FROM helpscout_api_requests WHERE run_id = (SELECT max(run_id) FROM helpscout_api_requests) AND method = 'GET' ORDER BY request",
+        )
+    };
+    // The report's first window is the whole history.
+    let first: Vec<String> = requests_of_last_run().into_iter().filter(|r| r.starts_with("/v2/reports/")).collect();
+    assert!(!first.is_empty() && first.iter().all(|r| r.contains("start=2015-01-01")), "{first:?}");
+
+    // Within the hour: nothing changed, so one request per list (and per parent for children).
+    sim.advance_clock(chrono::Duration::minutes(10));
+    let report = sync_ok(&settings).await;
+    let requests = requests_of_last_run();
+    let mailboxes = query_i64(dir.path(), "SELECT count(*) FROM mailboxes") as usize;
+    let teams = query_i64(dir.path(), "SELECT count(*) FROM teams") as usize;
+    assert_eq!(requests.len(), 7 + 2 * mailboxes + teams, "{requests:#?}");
+    for t in report.tables.iter().filter(|t| ["conversations", "customers", "happiness_ratings_report"].contains(&t.table.as_str())) {
+        assert_eq!(t.rows, 0, "{} re-read rows: {requests:#?}", t.table);
+    }
+    let window: Vec<&String> = requests.iter().filter(|r| r.starts_with("/v2/reports/")).collect();
+    assert_eq!(window.len(), 1);
+    assert!(!window[0].contains("start=2015-01-01"), "only the window since the last one is read: {}", window[0]);
+
+    // New ratings within the hour arrive through the window and merge with the rows held.
+    sim.advance_clock(chrono::Duration::minutes(10));
+    let changed = sim.mutate(&MutationPlan { seed: 3, new_ratings: 4, replies: 3, ..Default::default() });
+    let report = sync_ok(&settings).await;
+    let ratings = report.tables.iter().find(|t| t.table == "happiness_ratings_report").unwrap();
+    assert!(ratings.rows >= 1 && ratings.rows < 10, "{changed:?} {ratings:?}");
+    assert_matches_truth(&sim, dir.path());
+
+    // Past the hour, the report is read whole again (what changed or vanished in it is replaced).
+    sim.advance_clock(chrono::Duration::minutes(61));
+    sync_ok(&settings).await;
+    let whole: Vec<String> = requests_of_last_run().into_iter().filter(|r| r.starts_with("/v2/reports/")).collect();
+    assert!(!whole.is_empty() && whole.iter().all(|r| r.contains("start=2015-01-01")), "{whole:?}");
+    assert_matches_truth(&sim, dir.path());
+    sim.stop().await;
+}

@@ -787,9 +787,8 @@ pub fn gen_conversation(
             Some(a) if rng.random_bool(0.9) => a.clone(),
             _ => any_user(rng),
         };
-        let at = (last_at + rng.random_range(MIN..DAY))
-            .min(horizon)
-            .max(last_at);
+        // Drawn within what is left before the horizon: closings do not pile up on its last second.
+        let at = between(rng, (last_at + MIN).min(horizon), (last_at + DAY).min(horizon)).max(last_at);
         let last = drafts.last_mut().expect("first thread");
         if last.by.kind == PersonKind::User
             && last.kind == ThreadType::Message
@@ -1065,11 +1064,10 @@ pub fn gen_conversation(
     if let Some(ca) = c.closed_at {
         modified = modified.max(ca);
     }
-    if rng.random_bool(0.12) {
-        // Touched later by a workflow: modified moves, the visible times do not.
-        modified = (modified + rng.random_range(HOUR..10 * DAY))
-            .min(horizon)
-            .max(modified);
+    if rng.random_bool(0.12) && modified + HOUR < horizon {
+        // Touched later by a workflow: modified moves, the visible times do not. Drawn within
+        // what is left before the horizon, so touches do not pile up on its last second.
+        modified = between(rng, modified + HOUR, (modified + 10 * DAY).min(horizon));
     }
     c.modified = modified;
     c.folder_id = st.folder_for(c.mailbox_id, c.status, c.assignee.as_ref());

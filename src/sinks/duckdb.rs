@@ -42,6 +42,8 @@ pub const TOMBSTONES_TABLE: &str = "_helpscout_conversation_tombstones";
 /// Bookmark scope marking when a table's list was last checked for removed records
 /// (not a cursor: `status` leaves it out).
 pub const REMOVAL_CHECK_SCOPE: &str = "removal-check";
+/// Bookmark scope of a windowed report: the end of the window last read.
+pub const WINDOW_END_SCOPE: &str = "window-end";
 
 /// The key of a bookmark in `Tx::bookmarks`.
 pub fn bookmark_key(table: &str, scope: &str) -> (String, String) {
