@@ -303,6 +303,30 @@ impl<'a> Run<'a> {
         &self.converters[table]
     }
 
+    /// A scoped bookmark of `table`, as a time.
+    fn bookmark_at(&self, table: &str, scope: &str) -> Option<DateTime<Utc>> {
+        self.bookmarks.get(&bookmark_key(table, scope)).and_then(|us| DateTime::from_timestamp_micros(*us))
+    }
+
+    /// Whether `table`'s periodic whole pass (the removal scan, the whole report) is due at `now`
+    /// of the server's clock: at most once per `removal_check`.
+    fn whole_pass_due(&self, table: &Table, now: DateTime<Utc>) -> bool {
+        let interval = chrono::Duration::from_std(self.settings.removal_check).unwrap_or_default();
+        self.bookmark_at(table.name, REMOVAL_CHECK_SCOPE).is_none_or(|last| now - last >= interval)
+    }
+
+    /// Commits `at` under each of `scopes` for `table`, then remembers it.
+    fn mark(&mut self, table: &Table, scopes: &[&str], at: DateTime<Utc>) -> Result<(), SyncError> {
+        let (run_id, micros) = (self.stamp.run_id.clone(), at.timestamp_micros());
+        self.warehouse.commit(&mut self.windows, |tx| {
+            scopes.iter().try_for_each(|scope| tx.set_bookmark(table.name, scope, Some(micros), &run_id))
+        })?;
+        for scope in scopes {
+            self.bookmarks.insert(bookmark_key(table.name, scope), micros);
+        }
+        Ok(())
+    }
+
     async fn execute(&mut self) -> Result<SyncReport, SyncError> {
         let started_at = self.stamp.extracted_at;
         self.prepare()?;
@@ -560,12 +584,7 @@ impl<'a> Run<'a> {
         let cursor = if full {
             None
         } else {
-            Some(
-                self.bookmarks
-                    .get(&bookmark_key(table.name, scope))
-                    .and_then(|us| DateTime::from_timestamp_micros(*us))
-                    .unwrap_or(self.settings.start_date),
-            )
+            Some(self.bookmark_at(table.name, scope).unwrap_or(self.settings.start_date))
         };
         let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
         let mut rows = 0u64;
@@ -917,15 +936,10 @@ impl<'a> Run<'a> {
             return Ok(0);
         }
         // At most once per `removal_check` of the server's clock (merges are noticed anyway).
-        let scope = REMOVAL_CHECK_SCOPE;
         let now = self.client.server_now().unwrap_or_else(Utc::now);
-        let last = self.bookmarks.get(&bookmark_key(table.name, scope)).copied();
-        let interval = chrono::Duration::from_std(self.settings.removal_check).unwrap_or_default();
-        if last.is_some_and(|l| now.timestamp_micros() - l < interval.num_microseconds().unwrap_or(i64::MAX)) {
+        if !self.whole_pass_due(table, now) {
             return Ok(0);
         }
-        let run_id = self.stamp.run_id.clone();
-        let checked_at = now.timestamp_micros();
         let mut url = url::Url::parse(&self.url_for(table, None, &[])).expect("a valid URL");
         let kept: Vec<(String, String)> = url
             .query_pairs()
@@ -938,13 +952,8 @@ impl<'a> Run<'a> {
         let held_sql = format!("SELECT id FROM {} ORDER BY id", crate::schema::quote_ident(table.name));
         let held = self.warehouse.commit(&mut self.windows, |tx| tx.ids(&held_sql))?;
         let Some(live) = live else { return Ok(0) };
-        let mark_checked = |run: &mut Self| -> Result<(), SyncError> {
-            run.warehouse.commit(&mut run.windows, |tx| tx.set_bookmark(table.name, scope, Some(checked_at), &run_id))?;
-            run.bookmarks.insert(bookmark_key(table.name, scope), checked_at);
-            Ok(())
-        };
         if held.len() as u64 <= live {
-            mark_checked(self)?;
+            self.mark(table, &[REMOVAL_CHECK_SCOPE], now)?;
             return Ok(0);
         }
         tracing::info!(table = table.name, held = held.len(), live, "rows held that the API no longer lists; scanning ids");
@@ -952,7 +961,7 @@ impl<'a> Run<'a> {
         self.client.list_pages(&url, table.list_key, table.paging, &mut listed).await?;
         let missing: Vec<i64> = held.into_iter().filter(|id| !listed.0.contains(id)).collect();
         let removed = self.resolve_removals(table, missing).await?;
-        mark_checked(self)?;
+        self.mark(table, &[REMOVAL_CHECK_SCOPE], now)?;
         Ok(removed)
     }
 
@@ -965,18 +974,14 @@ impl<'a> Run<'a> {
         let mut window = None;
         if let Some((start, end)) = table.request.window {
             let now = self.client.server_now().unwrap_or_else(Utc::now);
-            let micros = |key: (String, String)| self.bookmarks.get(&key).and_then(|us| DateTime::from_timestamp_micros(*us));
-            let last_end = micros(bookmark_key(table.name, WINDOW_END_SCOPE));
-            let last_whole = micros(bookmark_key(table.name, REMOVAL_CHECK_SCOPE));
-            let interval = chrono::Duration::from_std(self.settings.removal_check).unwrap_or_default();
             let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
-            let since = match (last_end, last_whole) {
-                (Some(e), Some(w)) if !full && now - w < interval => Some((e - overlap).max(self.settings.start_date)),
+            let since = match self.bookmark_at(table.name, WINDOW_END_SCOPE) {
+                Some(last_end) if !full && !self.whole_pass_due(table, now) => Some((last_end - overlap).max(self.settings.start_date)),
                 _ => None,
             };
             extra.push((start, api_date(since.unwrap_or(self.settings.start_date))));
             extra.push((end, api_date(now + chrono::Duration::seconds(1))));
-            window = Some((since.is_none(), now.timestamp_micros()));
+            window = Some((since.is_none(), now));
         }
         let url = self.url_for(table, None, &extra);
         let mut items = Vec::new();
@@ -997,19 +1002,10 @@ impl<'a> Run<'a> {
             }
             _ => self.replace_rows(table, chunk.rows, None)?,
         };
-        if let Some((whole, end)) = window {
-            let run_id = self.stamp.run_id.clone();
-            self.warehouse.commit(&mut self.windows, |tx| {
-                tx.set_bookmark(table.name, WINDOW_END_SCOPE, Some(end), &run_id)?;
-                if whole {
-                    tx.set_bookmark(table.name, REMOVAL_CHECK_SCOPE, Some(end), &run_id)?;
-                }
-                Ok::<_, WarehouseError>(())
-            })?;
-            self.bookmarks.insert(bookmark_key(table.name, WINDOW_END_SCOPE), end);
-            if whole {
-                self.bookmarks.insert(bookmark_key(table.name, REMOVAL_CHECK_SCOPE), end);
-            }
+        match window {
+            Some((true, end)) => self.mark(table, &[WINDOW_END_SCOPE, REMOVAL_CHECK_SCOPE], end)?,
+            Some((false, end)) => self.mark(table, &[WINDOW_END_SCOPE], end)?,
+            None => {}
         }
         Ok((rows, removed))
     }

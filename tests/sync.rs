@@ -270,3 +270,47 @@ async fn a_refresh_without_changes_reads_each_list_once_and_the_report_only_sinc
     assert_matches_truth(&sim, dir.path());
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_makes_at_most_five_percent_more_requests_than_the_minimum() {
+    let sim = simulator(300, 12).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = sync_ok(&settings(&sim, dir.path())).await;
+    // The fewest requests a full extraction can make: each list's pages (conversations 25 a
+    // page, everything else 50), one list per parent, and the thread list of every chat with
+    // more threads than the 3 it embeds.
+    let truth = |name: &str| sim.ground_truth_table(name).unwrap();
+    let pages = |n: usize, size: usize| n.div_ceil(size).max(1);
+    let count_by = |name: &str, key: &str| {
+        let mut counts = std::collections::HashMap::<i64, usize>::new();
+        for row in truth(name) {
+            *counts.entry(row[key].as_i64().unwrap()).or_default() += 1;
+        }
+        counts
+    };
+    let threads = count_by("conversation_threads", "conversation_id");
+    let per_parent = |parents: &str, children: &str, key: &str| {
+        let counts = count_by(children, key);
+        truth(parents).iter().map(|p| pages(counts.get(&p["id"].as_i64().unwrap()).copied().unwrap_or(0), 50)).sum::<usize>()
+    };
+    let chats: usize = truth("conversations")
+        .iter()
+        .filter(|c| c["type"] == "chat")
+        .map(|c| threads.get(&c["id"].as_i64().unwrap()).copied().unwrap_or(0))
+        .filter(|&n| n > 3)
+        .map(|n| pages(n, 50))
+        .sum();
+    let minimum = pages(truth("conversations").len(), 25)
+        + chats
+        + ["customers", "happiness_ratings_report", "mailboxes", "teams", "users", "workflows"]
+            .iter()
+            .map(|t| pages(truth(t).len(), 50))
+            .sum::<usize>()
+        + per_parent("mailboxes", "mailbox_fields", "mailbox_id")
+        + per_parent("mailboxes", "mailbox_folders", "mailbox_id")
+        + per_parent("teams", "team_members", "team_id");
+    assert!(chats > 0, "the account has chats to refetch");
+    let made = report.requests as usize;
+    assert!(made >= minimum && made * 100 <= minimum * 105, "{made} requests for a minimum of {minimum}");
+    sim.stop().await;
+}
