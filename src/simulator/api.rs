@@ -291,19 +291,16 @@ pub fn select_conversations(
     }
     keyed.sort();
     keyed.dedup_by(|a, b| a.1 == b.1);
-    let total = keyed.len();
-    let ids: Vec<i64> = if q.desc {
-        keyed
-            .iter()
-            .rev()
-            .skip(offset)
-            .take(limit)
-            .map(|k| k.1)
-            .collect()
+    (keyed.len(), page_ids(&keyed, q.desc, offset, limit))
+}
+
+/// The ids of one page of `keyed` (sorted ascending by key), read in either order.
+fn page_ids<K>(keyed: &[(K, i64)], desc: bool, offset: usize, limit: usize) -> Vec<i64> {
+    if desc {
+        keyed.iter().rev().skip(offset).take(limit).map(|k| k.1).collect()
     } else {
         keyed.iter().skip(offset).take(limit).map(|k| k.1).collect()
-    };
-    (total, ids)
+    }
 }
 
 fn sort_key(c: &Conversation, s: SortKey) -> K {
@@ -463,19 +460,7 @@ pub fn list_customers(st: &mut State, ctx: &Ctx, drift: Option<usize>) -> Reply 
                 .map(|c| (customer_key(c, sort), c.id))
                 .collect();
             keyed.sort();
-            let total = keyed.len();
-            let ids = if desc {
-                keyed
-                    .iter()
-                    .rev()
-                    .skip(offset)
-                    .take(limit)
-                    .map(|k| k.1)
-                    .collect()
-            } else {
-                keyed.iter().skip(offset).take(limit).map(|k| k.1).collect()
-            };
-            (total, ids)
+            (keyed.len(), page_ids(&keyed, desc, offset, limit))
         };
         let (total, ids) = select(&*st, paging::offset(page, size), size);
         let items: Vec<Value> = ids

@@ -249,16 +249,8 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             let fault = lock(&inner.faults).on_request(&method, &path, true);
             if let Some(k) = fault {
                 faulted = true;
-                match k {
-                    FaultKind::Status(s) => break 'reply status_fault(s),
-                    FaultKind::RateLimitBurst => {
-                        remaining = Some(0);
-                        break 'reply Reply::rate_limited(1);
-                    }
-                    FaultKind::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                    FaultKind::DropConnection => after = After::Drop,
-                    FaultKind::TruncatedBody => after = After::Truncate,
-                    FaultKind::ExpireToken | FaultKind::PageDrift { .. } => {}
+                if let Some(reply) = transport_fault(&k, &mut remaining, &mut after).await {
+                    break 'reply reply;
                 }
             }
             if method != "POST" {
@@ -300,20 +292,16 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         let fault = lock(&inner.faults).on_request(&method, &path, false);
         if let Some(k) = fault {
             faulted = true;
+            if let Some(reply) = transport_fault(&k, &mut remaining, &mut after).await {
+                break 'reply reply;
+            }
             match k {
-                FaultKind::Status(s) => break 'reply status_fault(s),
-                FaultKind::RateLimitBurst => {
-                    remaining = Some(0);
-                    break 'reply Reply::rate_limited(1);
-                }
-                FaultKind::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                FaultKind::DropConnection => after = After::Drop,
-                FaultKind::TruncatedBody => after = After::Truncate,
                 FaultKind::ExpireToken => {
                     lock(&inner.auth).revoke(&token);
                     break 'reply Reply::unauthorized();
                 }
                 FaultKind::PageDrift { rows } => drift = Some(rows),
+                _ => {}
             }
         }
 
@@ -340,6 +328,23 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         r.unwrap_or_else(|_| Reply::internal_error())
     };
     finish(&inner, &method, template, reply, remaining, faulted, after)
+}
+
+/// The part of a fault that any route can suffer: an error answer instead of the real one
+/// (returned), a delay, or a broken delivery of the real one (`after`).
+async fn transport_fault(kind: &FaultKind, remaining: &mut Option<u32>, after: &mut After) -> Option<Reply> {
+    match kind {
+        FaultKind::Status(s) => return Some(status_fault(*s)),
+        FaultKind::RateLimitBurst => {
+            *remaining = Some(0);
+            return Some(Reply::rate_limited(1));
+        }
+        FaultKind::Delay(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+        FaultKind::DropConnection => *after = After::Drop,
+        FaultKind::TruncatedBody => *after = After::Truncate,
+        FaultKind::ExpireToken | FaultKind::PageDrift { .. } => {}
+    }
+    None
 }
 
 fn status_fault(status: u16) -> Reply {
