@@ -42,7 +42,7 @@ pub use mutate::{Merge, MutationPlan, MutationReport, TeamMemberChange};
 pub use paging::{CONVERSATIONS_PAGE, DEFAULT_PAGE};
 pub use render::CHAT_EMBED_LIMIT;
 pub use stats::{EndpointStat, RequestStats};
-pub use truth::{JOINS, TABLES, contract_columns, path as row_path, primary_key};
+pub use truth::{contract_columns, joins, path as row_path, primary_key};
 
 /// The account's plan: the reports endpoints answer 403 on Standard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -321,7 +321,7 @@ impl Simulator {
     }
 
     /// One table of the ground truth (rows ordered by primary key); `None` for a name that is
-    /// not one of [`TABLES`]. Cheaper than [`Simulator::ground_truth`] on large accounts.
+    /// not one of [`crate::tables::ALL`]. Cheaper than [`Simulator::ground_truth`] on large accounts.
     pub fn ground_truth_table(
         &self,
         table: &str,

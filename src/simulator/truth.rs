@@ -12,21 +12,6 @@ use super::state::State;
 
 pub type Row = Map<String, Value>;
 
-/// The contract's table names.
-pub const TABLES: [&str; 11] = [
-    "conversation_threads",
-    "conversations",
-    "customers",
-    "happiness_ratings_report",
-    "mailbox_fields",
-    "mailbox_folders",
-    "mailboxes",
-    "team_members",
-    "teams",
-    "users",
-    "workflows",
-];
-
 fn ts(t: Ts) -> Value {
     Value::String(fmt_ts(t))
 }
@@ -181,9 +166,9 @@ fn customer_row(c: &Customer) -> Row {
 
 /// All 11 tables, rows ordered by primary key.
 pub fn tables(st: &State) -> BTreeMap<String, Vec<Row>> {
-    TABLES
+    crate::tables::ALL
         .iter()
-        .map(|t| (t.to_string(), table(st, t).unwrap_or_default()))
+        .map(|t| (t.name.to_string(), table(st, t.name).unwrap_or_default()))
         .collect()
 }
 
@@ -488,123 +473,24 @@ pub fn contract_columns(table: &str) -> &'static [&'static str] {
     }
 }
 
-/// The primary key columns of each table.
+/// The primary key columns of each table, as declared.
 pub fn primary_key(table: &str) -> &'static [&'static str] {
-    match table {
-        "happiness_ratings_report" => {
-            &["conversation_id", "rating_created_at", "rating_customer_id"]
-        }
-        "team_members" => &["team_id", "user_id"],
-        _ => &["id"],
-    }
+    crate::tables::by_name(table).map_or(&["id"], |t| t.primary_key)
 }
 
-/// Every documented join: (left table, left path, right table, right path); paths use dots
-/// for nested members.
-pub const JOINS: &[(&str, &str, &str, &str)] = &[
-    (
-        "conversation_threads",
-        "conversation_id",
-        "conversations",
-        "id",
-    ),
-    (
-        "conversation_threads",
-        "customer.id",
-        "conversations",
-        "primary_customer.id",
-    ),
-    (
-        "conversation_threads",
-        "assigned_to.id",
-        "conversations",
-        "assignee.id",
-    ),
-    (
-        "conversation_threads",
-        "created_by.id",
-        "conversations",
-        "assignee.id",
-    ),
-    (
-        "conversation_threads",
-        "assigned_to.id",
-        "conversations",
-        "closed_by",
-    ),
-    (
-        "conversation_threads",
-        "created_by.id",
-        "conversations",
-        "closed_by",
-    ),
-    (
-        "conversation_threads",
-        "assigned_to.id",
-        "conversations",
-        "created_by.id",
-    ),
-    (
-        "conversation_threads",
-        "created_by.id",
-        "conversations",
-        "created_by.id",
-    ),
-    ("conversation_threads", "customer.id", "customers", "id"),
-    ("conversation_threads", "assigned_to.id", "users", "id"),
-    ("conversation_threads", "created_by.id", "users", "id"),
-    ("conversations", "primary_customer.id", "customers", "id"),
-    ("conversations", "folder_id", "mailbox_folders", "id"),
-    (
-        "conversations",
-        "mailbox_id",
-        "mailbox_folders",
-        "mailbox_id",
-    ),
-    (
-        "conversations",
-        "mailbox_id",
-        "mailbox_fields",
-        "mailbox_id",
-    ),
-    ("conversations", "mailbox_id", "mailboxes", "id"),
-    ("conversations", "mailbox_id", "workflows", "mailbox_id"),
-    ("conversations", "assignee.id", "users", "id"),
-    ("conversations", "closed_by", "users", "id"),
-    ("conversations", "created_by.id", "users", "id"),
-    (
-        "mailbox_fields",
-        "mailbox_id",
-        "mailbox_folders",
-        "mailbox_id",
-    ),
-    ("mailbox_fields", "mailbox_id", "mailboxes", "id"),
-    ("mailbox_fields", "mailbox_id", "workflows", "mailbox_id"),
-    ("mailbox_folders", "mailbox_id", "mailboxes", "id"),
-    ("mailbox_folders", "mailbox_id", "workflows", "mailbox_id"),
-    ("mailboxes", "id", "workflows", "mailbox_id"),
-    ("team_members", "team_id", "teams", "id"),
-    ("team_members", "user_id", "users", "id"),
-    (
-        "happiness_ratings_report",
-        "conversation_id",
-        "conversations",
-        "id",
-    ),
-    (
-        "happiness_ratings_report",
-        "thread_id",
-        "conversation_threads",
-        "id",
-    ),
-    ("happiness_ratings_report", "rating_user_id", "users", "id"),
-    (
-        "happiness_ratings_report",
-        "rating_customer_id",
-        "customers",
-        "id",
-    ),
-];
+/// Every join key of the contract (`tables::JOIN_KEYS`) as (left table, left path, right table,
+/// right path); paths use dots for nested members.
+pub fn joins() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+    let split = |side: &'static str| side.split_once('.').expect("table.column");
+    crate::tables::JOIN_KEYS
+        .iter()
+        .map(|join| {
+            let (left, right) = join.split_once(" = ").expect("left = right");
+            let ((lt, lp), (rt, rp)) = (split(left), split(right));
+            (lt, lp, rt, rp)
+        })
+        .collect()
+}
 
 /// Reads a dotted path of a row.
 pub fn path<'a>(row: &'a Row, p: &str) -> Option<&'a Value> {
@@ -700,13 +586,13 @@ mod tests {
     }
 
     fn joins_match(t: &BTreeMap<String, Vec<Row>>) {
-        for (lt, lp, rt, rp) in JOINS {
-            let left: HashSet<String> = t[*lt]
+        for (lt, lp, rt, rp) in joins() {
+            let left: HashSet<String> = t[lt]
                 .iter()
                 .filter_map(|r| path(r, lp))
                 .map(|v| v.to_string())
                 .collect();
-            let right: HashSet<String> = t[*rt]
+            let right: HashSet<String> = t[rt]
                 .iter()
                 .filter_map(|r| path(r, rp))
                 .map(|v| v.to_string())
@@ -727,8 +613,8 @@ mod tests {
                 matches!((path(th, lp), path(c, rp)), (Some(a), Some(b)) if a == b)
             })
         };
-        for (lt, lp, rt, rp) in JOINS {
-            if *lt == "conversation_threads" && *rt == "conversations" && *lp != "conversation_id" {
+        for (lt, lp, rt, rp) in joins() {
+            if lt == "conversation_threads" && rt == "conversations" && lp != "conversation_id" {
                 assert!(
                     same_conv(lp, rp),
                     "no thread with {lp} = its conversation's {rp}"
