@@ -1,24 +1,18 @@
-//! helpscout-etl: replicate a Help Scout account into DuckDB and hive-partitioned Parquet.
+//! helpscout-etl: replicate a Help Scout account into DuckDB and hive-partitioned Parquet, with
+//! every sync event in an integration log.
 //!
-//! Dependencies run one way: `cli` → `sync` → {`client`, `tables`, `convert`} → `schema` →
-//! `sinks`. The `simulator` is a faithful stand-in for the Help Scout Mailbox API 2.0, used by
-//! the tests, the benches and the demo.
+//! The flow runs one way: `cli` → `extract` → {`api`, `convert`, `store`} → `catalog`
+//! (`fsutil` sits below them all). `catalog` declares the 11 tables as data; `api` talks to
+//! Help Scout and classifies every failure once; `convert` turns API records into Arrow;
+//! `store` holds all SQL (the DuckDB file, the lake, the log, the views); `extract` runs a sync,
+//! one strategy per way a table is listed; `cli` parses, configures, renders and exits. The
+//! Help Scout simulator is its own crate (`helpscout-sim`), used by the tests, the benches and
+//! the `demo` and `simulate` commands.
 
+pub mod api;
+pub mod catalog;
 pub mod cli;
-pub mod client;
-pub mod config;
 pub mod convert;
-pub mod demo;
+pub mod extract;
 pub mod fsutil;
-pub mod integration_log;
-pub mod log_command;
-pub mod progress;
-pub mod retry;
-pub mod report;
-pub mod schema;
-pub mod simulator;
-pub mod status;
-pub mod sinks;
-pub mod sync;
-pub mod tables;
-pub mod views;
+pub mod store;

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use helpscout_etl::simulator::{FaultKind, FaultPlan, FaultRule, MutationPlan};
-use helpscout_etl::sync::RunStatus;
+use helpscout_etl::extract::RunStatus;
+use helpscout_sim::{FaultKind, FaultPlan, FaultRule, MutationPlan};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpscout-etl");
@@ -44,7 +44,7 @@ async fn the_log_page_use_cases_are_answered_by_commands() {
 
     // Wrong credentials: an Authentication failure, nothing else.
     let mut wrong = settings(&sim, dir);
-    if let helpscout_etl::client::Credentials::ClientCredentials { client_secret, .. } = &mut wrong.client.credentials {
+    if let helpscout_etl::api::Credentials::ClientCredentials { client_secret, .. } = &mut wrong.sync.client.credentials {
         *client_secret = "wrong-secret".into();
     }
     let report = sync(&wrong).await;
@@ -92,8 +92,7 @@ async fn the_log_page_use_cases_are_answered_by_commands() {
         "every failed conversation was retried"
     );
     for table in ["conversations", "conversation_threads"] {
-        let t = helpscout_etl::tables::by_name(table).unwrap();
-        let diff = difference(table, "DuckDB", &truth_rows(&sim, t), &duckdb_rows(dir, t));
+        let diff = difference(table, "DuckDB", &truth_rows(&sim, table), &duckdb_rows(dir, table));
         assert!(diff.is_none(), "{table} complete after the retry: {diff:?}");
     }
 
@@ -114,7 +113,7 @@ async fn the_log_page_use_cases_are_answered_by_commands() {
     assert!(latest["error_message"].as_str().unwrap().starts_with("Invalid email address"), "{latest}");
 
     // Use case 1: did this customer's contact form create a ticket?
-    let conversation = &truth_rows(&sim, &helpscout_etl::tables::CONVERSATIONS).into_values().next().unwrap();
+    let conversation = &truth_rows(&sim, "conversations").into_values().next().unwrap();
     let customer_email = conversation["primary_customer"]["email"].as_str().unwrap().to_string();
     let tickets = json(dir, &["log", "--search", &customer_email, "--type", "Ticket Created", "--status", "Success", "--format", "json"]);
     let ticket = tickets.as_array().unwrap().iter().find(|e| e["conversation_id"] == conversation["id"]).expect("the ticket's event");
@@ -154,7 +153,7 @@ async fn the_log_page_use_cases_are_answered_by_commands() {
     assert!(table.contains("Invalid email address"), "{table}");
 
     // The log is exported beside the tables, one partition per day.
-    let files = helpscout_etl::sinks::parquet::ParquetFolder::new(dir.join("parquet")).files("helpscout_log");
+    let files = helpscout_etl::store::ParquetFolder::new(dir.join("parquet")).files("helpscout_log");
     assert!(!files.is_empty() && files.iter().all(|f| f.parent().unwrap().file_name().unwrap().to_string_lossy().starts_with("day=")));
     let exported: i64 = files
         .iter()

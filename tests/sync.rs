@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use helpscout_etl::tables;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sync_equals_the_ground_truth_and_every_join_key_matches() {
@@ -14,16 +13,19 @@ async fn a_full_sync_equals_the_ground_truth_and_every_join_key_matches() {
     assert!(report.tables.iter().all(|t| t.error.is_none()), "{report:#?}");
     assert_matches_truth(&sim, dir.path());
 
+    // The catalogued join keys are exactly the contract's (the simulator's own copy of it).
     let conn = connect(dir.path());
-    let joins: Vec<(String, String, String)> = conn
-        .prepare("SELECT join_key, left_table, right_table FROM _helpscout_join_keys")
+    let joins: Vec<(String, String, String, bool)> = conn
+        .prepare("SELECT join_key, left_table, right_table, documented FROM _helpscout_join_keys ORDER BY join_key")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(joins.len(), tables::JOIN_KEYS.len());
-    for (join, left, right) in joins {
+    let mut contract: Vec<(String, bool)> = helpscout_sim::contract::JOIN_KEYS.iter().map(|(j, d)| (j.to_string(), *d)).collect();
+    contract.sort();
+    assert_eq!(joins.iter().map(|(j, _, _, d)| (j.clone(), *d)).collect::<Vec<_>>(), contract);
+    for (join, left, right, _) in joins {
         let matched: i64 = conn
             .query_row(&format!("SELECT count(*) FROM \"{left}\" JOIN \"{right}\" ON {join}"), [], |r| r.get(0))
             .unwrap();
@@ -32,8 +34,8 @@ async fn a_full_sync_equals_the_ground_truth_and_every_join_key_matches() {
     sim.stop().await;
 }
 
-use helpscout_etl::simulator::{FaultKind, FaultPlan, FaultRule, MutationPlan, Removal};
-use helpscout_etl::sync::RunStatus;
+use helpscout_etl::extract::RunStatus;
+use helpscout_sim::{FaultKind, FaultPlan, FaultRule, MutationPlan, Removal};
 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +95,7 @@ async fn rows_moving_between_pages_during_a_backfill_are_not_lost() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(&sim, dir.path());
     // One page at a time, so the drift lands between the pages.
-    settings.client.concurrency = 1;
+    settings.sync.client.concurrency = 1;
     sync_ok(&settings).await;
     assert!(sim.request_stats().faults_injected >= 1);
     assert_matches_truth(&sim, dir.path());
@@ -152,7 +154,7 @@ async fn a_persistent_failure_fails_its_table_only_and_keeps_its_bookmark() {
     let settings = settings(&sim, dir.path());
     let report = sync(&settings).await;
     assert_eq!(report.status, RunStatus::Partial, "{report:#?}");
-    let failed: Vec<&str> = report.tables.iter().filter(|t| t.error.is_some()).map(|t| t.table.as_str()).collect();
+    let failed: Vec<&str> = report.tables.iter().filter(|t| t.error.is_some()).map(|t| t.table).collect();
     assert_eq!(failed, ["conversations"]);
     let error = report.tables.iter().find(|t| t.table == "conversations").unwrap().error.clone().unwrap();
     assert!(error.contains("HTTP 500"), "{error}");
@@ -174,7 +176,7 @@ async fn a_persistent_failure_fails_its_table_only_and_keeps_its_bookmark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_the_api_reports_is_followed_without_a_single_429() {
     // The account's plan allows 12 requests a window; the configuration claims 400.
-    let sim = helpscout_etl::simulator::Simulator::start(helpscout_etl::simulator::SimConfig {
+    let sim = helpscout_sim::Simulator::start(helpscout_sim::SimConfig {
         conversations: 40,
         seed: 8,
         rate_limit_per_minute: 12,
@@ -185,8 +187,8 @@ async fn the_limit_the_api_reports_is_followed_without_a_single_429() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(&sim, dir.path());
-    settings.client.rate_limit = 400;
-    settings.client.concurrency = 1;
+    settings.sync.client.rate_limit = 400;
+    settings.sync.client.concurrency = 1;
     let report = sync_ok(&settings).await;
     assert!(report.requests > 24, "more than two windows' worth of requests: {}", report.requests);
     assert_eq!(sim.request_stats().rate_limited, 0);
@@ -203,16 +205,16 @@ async fn selected_tables_and_columns_only_and_full_replication() {
         f.sync.tables = Some(vec!["users".into(), "conversations".into()]);
         f.tables.insert(
             "conversations".into(),
-            helpscout_etl::config::TableSection { replication: Some("full".into()), columns: Some(vec!["subject".into(), "status".into()]) },
+            helpscout_etl::cli::config::TableSection { replication: Some("full".into()), columns: Some(vec!["subject".into(), "status".into()]) },
         );
     });
     let report = sync_ok(&settings).await;
-    assert_eq!(report.tables.iter().map(|t| t.table.as_str()).collect::<Vec<_>>(), ["users", "conversations"]);
+    assert_eq!(report.tables.iter().map(|t| t.table).collect::<Vec<_>>(), ["users", "conversations"]);
     let columns = query_strings(dir.path(), "SELECT column_name FROM information_schema.columns WHERE table_name = 'conversations' ORDER BY ordinal_position");
     assert_eq!(columns, ["created_at", "id", "status", "subject", "updated_at", "_extracted_at", "_run_id", "_extra"], "keys, partition and cursor columns stay");
     let tables = query_strings(dir.path(), "SELECT table_name FROM information_schema.tables WHERE table_name IN ('customers', 'conversation_threads', 'users')");
     assert_eq!(tables, ["users"], "unselected tables are not created");
-    let parquet = helpscout_etl::sinks::parquet::ParquetFolder::new(dir.path().join("parquet"));
+    let parquet = helpscout_etl::store::ParquetFolder::new(dir.path().join("parquet"));
     assert!(!parquet.files("conversations").is_empty() && parquet.files("customers").is_empty());
     // Full replication: a deleted conversation disappears on the next run without any probe.
     sim.advance_clock(chrono::Duration::hours(1));
@@ -220,7 +222,7 @@ async fn selected_tables_and_columns_only_and_full_replication() {
     let report = sync_ok(&settings).await;
     let conversations = report.tables.iter().find(|t| t.table == "conversations").unwrap();
     assert_eq!((conversations.method, conversations.removed), ("full", 2));
-    assert_eq!(query_i64(dir.path(), "SELECT count(*) FROM conversations"), truth_rows(&sim, &tables::CONVERSATIONS).len() as i64);
+    assert_eq!(query_i64(dir.path(), "SELECT count(*) FROM conversations"), truth_rows(&sim, "conversations").len() as i64);
     sim.stop().await;
 }
 
@@ -247,7 +249,7 @@ async fn a_refresh_without_changes_reads_each_list_once_and_the_report_only_sinc
     let mailboxes = query_i64(dir.path(), "SELECT count(*) FROM mailboxes") as usize;
     let teams = query_i64(dir.path(), "SELECT count(*) FROM teams") as usize;
     assert_eq!(requests.len(), 7 + 2 * mailboxes + teams, "{requests:#?}");
-    for t in report.tables.iter().filter(|t| ["conversations", "customers", "happiness_ratings_report"].contains(&t.table.as_str())) {
+    for t in report.tables.iter().filter(|t| ["conversations", "customers", "happiness_ratings_report"].contains(&t.table)) {
         assert_eq!(t.rows, 0, "{} re-read rows: {requests:#?}", t.table);
     }
     let window: Vec<&String> = requests.iter().filter(|r| r.starts_with("/v2/reports/")).collect();

@@ -8,33 +8,32 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use helpscout_etl::config::TableSection;
+use helpscout_etl::catalog::{self, SchemaColumn, Table};
+use helpscout_etl::cli::config::TableSection;
 use helpscout_etl::convert::TableConverter;
-use helpscout_etl::integration_log;
-use helpscout_etl::sinks::duckdb::Warehouse;
-use helpscout_etl::tables::{self, Table};
-use helpscout_etl::views::{self, ObjectKind, ViewFileStatus};
+use helpscout_etl::store::{self, ObjectKind, StoreError, ViewFileStatus, Warehouse};
 
 /// Creates the given tables the way a sync does (all columns), the integration log, and the views.
 fn prepare(path: &Path, names: &[&str]) -> Vec<ViewFileStatus> {
-    let chosen: Vec<(&'static Table, Vec<helpscout_etl::schema::SchemaColumn>)> = tables::ALL
+    let chosen: Vec<(&'static Table, Vec<SchemaColumn>)> = catalog::ALL
         .iter()
         .copied()
         .filter(|t| names.contains(&t.name))
-        .map(|t| (t, TableConverter::new(t, None, &[]).schema_columns().to_vec()))
+        .map(|t| (t, TableConverter::new(t, None).schema_columns().to_vec()))
         .collect();
     let mut stats = Default::default();
     Warehouse::new(path)
         .commit(&mut stats, |tx| {
             tx.ensure_tables(&chosen)?;
-            tx.execute_batch(integration_log::DDL, "creating the integration log")?;
-            views::install_checked(tx)
+            tx.ensure_log()?;
+            tx.install_views()
         })
+        .map_err(|e: StoreError| e)
         .expect("views install")
 }
 
 fn all_tables() -> Vec<&'static str> {
-    tables::ALL.iter().map(|t| t.name).collect()
+    helpscout_sim::contract::TABLES.iter().map(|t| t.name).collect()
 }
 
 fn write(path: &Path, sql: &str) {
@@ -70,7 +69,7 @@ fn strs(v: &[&str]) -> Vec<String> {
 }
 
 fn view_objects() -> Vec<(ObjectKind, String)> {
-    views::VIEWS.iter().flat_map(|(_, sql)| views::objects(sql)).collect()
+    store::VIEWS.iter().flat_map(|(_, sql)| store::objects(sql)).collect()
 }
 
 #[test]
@@ -79,8 +78,8 @@ fn every_view_installs_and_runs_on_an_empty_database() {
     let path = dir.path().join("empty.duckdb");
     let statuses = prepare(&path, &all_tables());
     assert!(statuses.iter().all(|s| s.installed), "{statuses:#?}");
-    assert_eq!(statuses.len(), views::VIEWS.len());
-    assert_eq!(one(&path, "SELECT count(*) FROM _helpscout_views WHERE installed"), views::VIEWS.len() as i64);
+    assert_eq!(statuses.len(), store::VIEWS.len());
+    assert_eq!(one(&path, "SELECT count(*) FROM _helpscout_views WHERE installed"), store::VIEWS.len() as i64);
     let mut checked = 0;
     for (kind, name) in view_objects() {
         let sql = match kind {
@@ -102,7 +101,7 @@ fn every_view_installs_and_runs_on_an_empty_database() {
     // Installing again (every sync does) replaces the views in place.
     let again = prepare(&path, &all_tables());
     assert!(again.iter().all(|s| s.installed));
-    assert_eq!(one(&path, "SELECT count(*) FROM _helpscout_views"), views::VIEWS.len() as i64);
+    assert_eq!(one(&path, "SELECT count(*) FROM _helpscout_views"), store::VIEWS.len() as i64);
 }
 
 #[test]

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
+use helpscout_etl::catalog::{CONVERSATIONS, CONVERSATION_THREADS, CUSTOMERS, Table};
 use helpscout_etl::convert::{Row, RunStamp, TableConverter};
-use helpscout_etl::simulator::{SimConfig, Simulator};
-use helpscout_etl::sinks::duckdb::{Warehouse, WarehouseError, WindowStats};
-use helpscout_etl::tables::{CONVERSATIONS, CONVERSATION_THREADS, CUSTOMERS, Table};
+use helpscout_etl::store::{StoreError, Warehouse, WindowStats};
+use helpscout_sim::{SimConfig, Simulator};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -99,9 +99,9 @@ impl Converters {
     /// As a sync builds them: every column, conversations knowing their embedded threads.
     pub fn new() -> Self {
         Converters {
-            conversations: TableConverter::new(&CONVERSATIONS, None, &[&CONVERSATION_THREADS]),
-            threads: TableConverter::new(&CONVERSATION_THREADS, None, &[]),
-            customers: TableConverter::new(&CUSTOMERS, None, &[]),
+            conversations: TableConverter::new(&CONVERSATIONS, None),
+            threads: TableConverter::new(&CONVERSATION_THREADS, None),
+            customers: TableConverter::new(&CUSTOMERS, None),
             stamp: RunStamp {
                 run_id: "20260601T120000Z-bench".into(),
                 extracted_at: DateTime::<Utc>::from_timestamp(1_780_000_000, 0).expect("time"),
@@ -217,13 +217,13 @@ pub fn commit_duckdb(conv: &Converters, path: &Path, batches: &[&Batches]) -> Co
                     let stage = tx.stage(table, vec![batch.clone()])?;
                     let staged = Instant::now();
                     times.stage += (staged - t).as_secs_f64();
-                    tx.upsert(table, &stage)?;
+                    tx.upsert(&stage)?;
                     t = Instant::now();
                     times.upsert += (t - staged).as_secs_f64();
                 }
             }
             inner_done = t;
-            Ok::<_, WarehouseError>(())
+            Ok::<_, StoreError>(())
         })
         .expect("commit");
     times.commit_and_close = inner_done.elapsed().as_secs_f64();

@@ -1,5 +1,7 @@
 //! Shared helpers for the integration tests: a simulator on 127.0.0.1, settings pointing at it,
 //! and comparisons of what a sync wrote (DuckDB and Parquet) with the simulator's ground truth.
+//! Tables, columns and keys come from the simulator's own copy of the data contract, never from
+//! the product's declarations, so that a wrong declaration shows as a difference.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -8,11 +10,10 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, SecondsFormat, Utc};
-use helpscout_etl::config::{self, FileConfig, Overrides, Settings};
-use helpscout_etl::progress::Progress;
-use helpscout_etl::simulator::{SimConfig, Simulator};
-use helpscout_etl::sync::{self, RunStatus, SyncReport};
-use helpscout_etl::tables::{self, Table};
+use helpscout_etl::cli::config::{self, FileConfig, Overrides, Settings};
+use helpscout_etl::extract::{self, Quiet, RunStatus, SyncReport};
+use helpscout_sim::contract::{self, ContractTable};
+use helpscout_sim::{SimConfig, Simulator};
 use serde_json::{Map, Value};
 
 pub type Rows = BTreeMap<String, Value>;
@@ -42,13 +43,13 @@ pub fn settings_with(sim: &Simulator, dir: &Path, tweak: impl FnOnce(&mut FileCo
     file.output.dir = Some(dir.to_path_buf());
     tweak(&mut file);
     let mut s = config::resolve(file, &|_| None, &Overrides::default()).expect("valid settings");
-    s.client.backoff_min = Duration::from_millis(10);
-    s.client.backoff_max = Duration::from_millis(100);
+    s.sync.client.backoff_min = Duration::from_millis(10);
+    s.sync.client.backoff_max = Duration::from_millis(100);
     s
 }
 
 pub async fn sync(settings: &Settings) -> SyncReport {
-    sync::run(settings, &Progress::Quiet).await.expect("sync runs")
+    extract::sync(&settings.outputs, &settings.sync, &Quiet).await.expect("sync runs")
 }
 
 pub async fn sync_ok(settings: &Settings) -> SyncReport {
@@ -66,17 +67,24 @@ pub fn connect(dir: &Path) -> duckdb::Connection {
     duckdb::Connection::open_with_flags(duckdb_path(dir), config).expect("DuckDB file opens")
 }
 
+/// A table of the contract, by name.
+pub fn contract_table(name: &str) -> &'static ContractTable {
+    contract::table(name).unwrap_or_else(|| panic!("{name} is not a table of the contract"))
+}
+
 /// A table's contract columns (metadata columns left out), as JSON rows keyed by primary key.
-pub fn duckdb_rows(dir: &Path, table: &Table) -> Rows {
+pub fn duckdb_rows(dir: &Path, table: &str) -> Rows {
+    let table = contract_table(table);
     let conn = connect(dir);
-    let cols: Vec<String> = table.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let cols: Vec<String> = table.columns.iter().map(|c| format!("\"{c}\"")).collect();
     let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{}\"", cols.join(", "), table.name)).unwrap();
     let batches: Vec<RecordBatch> = stmt.query_arrow([]).unwrap().collect();
     keyed(table, batches_to_json(&batches))
 }
 
 /// The same from the Parquet folder, every partition file read.
-pub fn parquet_rows(dir: &Path, table: &Table) -> Rows {
+pub fn parquet_rows(dir: &Path, table: &str) -> Rows {
+    let table = contract_table(table);
     let mut files = Vec::new();
     collect_parquet(&dir.join("parquet").join(table.name), &mut files);
     let mut batches = Vec::new();
@@ -90,7 +98,7 @@ pub fn parquet_rows(dir: &Path, table: &Table) -> Rows {
             let names: Vec<usize> = table
                 .columns
                 .iter()
-                .map(|c| batch.schema().index_of(c.name).expect("contract column in Parquet"))
+                .map(|c| batch.schema().index_of(c).expect("contract column in Parquet"))
                 .collect();
             batches.push(batch.project(&names).unwrap());
         }
@@ -127,12 +135,12 @@ fn batches_to_json(batches: &[RecordBatch]) -> Vec<Map<String, Value>> {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-pub fn truth_rows(sim: &Simulator, table: &Table) -> Rows {
-    let rows = sim.ground_truth_table(table.name).expect("a truth for every table");
-    keyed(table, rows)
+pub fn truth_rows(sim: &Simulator, table: &str) -> Rows {
+    let rows = sim.ground_truth_table(table).expect("a truth for every table");
+    keyed(contract_table(table), rows)
 }
 
-fn keyed(table: &Table, rows: Vec<Map<String, Value>>) -> Rows {
+fn keyed(table: &ContractTable, rows: Vec<Map<String, Value>>) -> Rows {
     rows.into_iter()
         .map(|row| {
             let row = normalize(Value::Object(row));
@@ -173,11 +181,11 @@ pub fn assert_matches_truth(sim: &Simulator, dir: &Path) {
 
 /// The first difference between the outputs and the truth, if any.
 pub fn truth_mismatch(sim: &Simulator, dir: &Path) -> Option<String> {
-    for table in tables::ALL {
+    for table in contract::TABLES.iter().map(|t| t.name) {
         let truth = truth_rows(sim, table);
         let found = [("DuckDB", duckdb_rows(dir, table)), ("Parquet", parquet_rows(dir, table))];
         for (what, got) in found {
-            if let Some(m) = difference(table.name, what, &truth, &got) {
+            if let Some(m) = difference(table, what, &truth, &got) {
                 return Some(m);
             }
         }

@@ -1,0 +1,14 @@
+//! The Help Scout API: the HTTP client (auth, throttling, retries), the paginators, and the one
+//! classification of every failure into what the caller does (`Action`).
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod paging;
+pub mod throttle;
+pub mod transport;
+
+pub use auth::{Credentials, TokenStore};
+pub use client::{ApiResponse, Client, ClientConfig, Usage};
+pub use error::{Action, ApiError};
+pub use paging::{IdCollector, Listing, Page, PageSink};

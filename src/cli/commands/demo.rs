@@ -1,0 +1,104 @@
+//! `demo`: the built-in simulator on an ephemeral loopback port, a full sync, a day of changes
+//! (new tickets, replies, workflow changes, merges, deletions, …), an incremental refresh —
+//! into one folder — and how to query what was loaded.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use helpscout_sim::{MutationPlan, SimConfig, Simulator};
+
+use super::sync::write_report;
+use crate::cli::args::DemoArgs;
+use crate::cli::config::{self, FileConfig, Overrides};
+use crate::cli::exit::Exit;
+use crate::cli::progress::Progress;
+use crate::extract::{self, RunStatus};
+
+/// Files the demo owns in its folder; anything else there means the folder is not the demo's.
+const DEMO_ENTRIES: &[&str] = &["helpscout.duckdb", "helpscout.duckdb.wal", "parquet", ".helpscout-etl"];
+
+pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    clear_previous_demo(&args.dir)?;
+    let sim = Simulator::start(SimConfig { seed: args.seed, conversations: args.conversations, ..Default::default() })
+        .await
+        .context("starting the built-in simulator")?;
+    writeln!(out, "Simulated Help Scout account (seed {}, {} conversations) serving on {}", args.seed, args.conversations, sim.base_url())?;
+
+    let mut file = FileConfig::default();
+    file.helpscout.client_id = Some(sim.config().client_id.clone());
+    file.helpscout.client_secret = Some(sim.config().client_secret.clone());
+    file.helpscout.base_url = Some(sim.base_url());
+    file.helpscout.token_url = Some(sim.token_url());
+    file.helpscout.rate_limit_per_minute = Some(sim.config().rate_limit_per_minute);
+    file.start_date = Some("2015-01-01".into());
+    file.output.dir = Some(args.dir.clone());
+    // The simulator's own demo credentials, never the user's environment.
+    let settings = config::resolve(file, &|_| None, &Overrides::default())?;
+
+    writeln!(out, "\n1. Full sync")?;
+    let first = extract::sync(&settings.outputs, &settings.sync, &Progress::auto()).await?;
+    write_report(out, &first, false)?;
+    if first.status != RunStatus::Success {
+        sim.stop().await;
+        return Ok(Exit::of_run(&first));
+    }
+
+    sim.advance_clock(chrono::Duration::hours(24));
+    let changes = sim.mutate(&MutationPlan::busy_day(args.seed));
+    writeln!(
+        out,
+        "\n2. A simulated day later: {} new conversations, {} replies, {} workflow changes, {} customer edits, {} merges, {} deletions",
+        changes.new_conversations.len(),
+        changes.replied_conversations.len(),
+        changes.workflow_changed.len(),
+        changes.edited_customers.len(),
+        changes.merged.len(),
+        changes.deleted.len()
+    )?;
+
+    writeln!(out, "\n3. Incremental refresh")?;
+    let second = extract::sync(&settings.outputs, &settings.sync, &Progress::auto()).await?;
+    write_report(out, &second, false)?;
+    sim.stop().await;
+
+    let db = settings.outputs.duckdb.display().to_string();
+    let parquet = settings.outputs.parquet.display().to_string();
+    writeln!(
+        out,
+        r#"
+Loaded into {db} and {parquet}/. Try:
+
+  duckdb -readonly {db} "SELECT status, count(*) FROM conversations GROUP BY ALL ORDER BY 2 DESC"
+  duckdb -readonly {db} "SELECT event_type, status, count(*) FROM helpscout_log GROUP BY ALL ORDER BY 3 DESC"
+  python3 -c "import duckdb; con = duckdb.connect('{db}', read_only=True); print(con.sql('SELECT c.subject, cu.first_name FROM conversations c JOIN customers cu ON c.primary_customer.id = cu.id LIMIT 5'))"
+  python3 -c "import pyarrow.dataset as ds; print(ds.dataset('{parquet}/conversations', partitioning='hive').to_table().num_rows)"
+  helpscout-etl status --output {dir}
+"#,
+        dir = args.dir.display()
+    )?;
+    Ok(Exit::of_run(&second))
+}
+
+/// The demo starts from scratch each time (the simulator does too); it only ever removes its
+/// own files.
+fn clear_previous_demo(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if let Some(foreign) = names.iter().find(|n| !DEMO_ENTRIES.contains(&n.as_str())) {
+        anyhow::bail!(
+            "{} holds {foreign:?}, which the demo did not write; pass an empty or new folder with --dir.",
+            dir.display()
+        );
+    }
+    for name in names {
+        let path = dir.join(name);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        }
+        .with_context(|| format!("removing the previous demo's {}", path.display()))?;
+    }
+    Ok(())
+}

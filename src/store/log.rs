@@ -1,0 +1,277 @@
+//! The integration log ("HelpScout Log") in the file: one row per sync event, written in the
+//! transaction of the data it describes, and one row per API request for the API-usage view.
+//! Neither ever holds a token or a secret: requests are recorded as method and path only.
+
+use duckdb::params;
+
+use super::ddl::{literal, quote_ident};
+use super::rows::Stage;
+use super::{StoreError, Tx, db};
+use crate::catalog::log::{CONVERSATION_LINK_PREFIX, Direction, EventType, LogEvent, RecordFailure, RequestRecord, RetryTarget, Status};
+use crate::catalog::{Check, Field, Source, Table};
+
+pub(super) const LOG_TABLE: &str = "helpscout_log";
+pub(super) const REQUESTS_TABLE: &str = "helpscout_api_requests";
+
+/// The log's columns, in order, with their DuckDB types: the one list its DDL, its writes and
+/// its queries are made from.
+pub(super) const LOG_COLUMNS: &[(&str, &str)] = &[
+    ("event_id", "BIGINT PRIMARY KEY DEFAULT nextval('helpscout_log_seq')"),
+    ("timestamp", "TIMESTAMPTZ NOT NULL"),
+    ("event_type", "VARCHAR NOT NULL"),
+    ("customer_email", "VARCHAR"),
+    ("conversation_id", "BIGINT"),
+    ("conversation_number", "BIGINT"),
+    ("conversation_url", "VARCHAR"),
+    ("status", "VARCHAR NOT NULL"),
+    ("direction", "VARCHAR NOT NULL"),
+    ("details", "VARCHAR"),
+    ("error_message", "VARCHAR"),
+    ("run_id", "VARCHAR"),
+    ("table_name", "VARCHAR"),
+    ("http_status", "BIGINT"),
+    ("request", "VARCHAR"),
+    ("attempt", "BIGINT"),
+    ("duration_ms", "BIGINT"),
+    ("retry_target", "VARCHAR"),
+    ("retried_at", "TIMESTAMPTZ"),
+];
+
+/// Columns an event is written with (the id and the retry mark come later).
+const WRITTEN: std::ops::Range<usize> = 1..LOG_COLUMNS.len() - 1;
+
+const REQUESTS_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS helpscout_api_requests (
+  "timestamp" TIMESTAMPTZ NOT NULL,
+  run_id VARCHAR,
+  table_name VARCHAR,
+  method VARCHAR,
+  request VARCHAR,
+  status BIGINT,
+  attempt BIGINT,
+  duration_ms BIGINT,
+  rate_limit_remaining BIGINT,
+  error VARCHAR
+);
+"#;
+
+fn log_ddl() -> String {
+    let columns: Vec<String> = LOG_COLUMNS.iter().map(|(name, ty)| format!("  {} {ty}", quote_ident(name))).collect();
+    format!("CREATE SEQUENCE IF NOT EXISTS helpscout_log_seq;\nCREATE TABLE IF NOT EXISTS {LOG_TABLE} (\n{}\n);\n{REQUESTS_DDL}", columns.join(",\n"))
+}
+
+fn written_columns() -> String {
+    LOG_COLUMNS[WRITTEN].iter().map(|(name, _)| quote_ident(name)).collect::<Vec<_>>().join(", ")
+}
+
+/// The conversation's web link, as SQL over its id and number.
+fn conversation_url_sql(id: &str, number: &str) -> String {
+    format!("CASE WHEN {id} IS NOT NULL THEN {} || {id} || coalesce('/' || {number}, '') END", literal(CONVERSATION_LINK_PREFIX))
+}
+
+fn retry_target_json(target: &RetryTarget) -> String {
+    serde_json::to_string(target).unwrap_or_default()
+}
+
+impl Tx<'_> {
+    /// Creates the log and the request record tables.
+    pub fn ensure_log(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch(&log_ddl()).map_err(db("creating the integration log"))
+    }
+
+    pub fn append_events(&self, run_id: &str, events: &[LogEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let doing = "writing the integration log";
+        // The values in the log's column order, except the link, which the same SQL as for row
+        // events makes from the conversation's id and number.
+        let names: Vec<&str> = LOG_COLUMNS[WRITTEN].iter().map(|(name, _)| *name).filter(|n| *n != "conversation_url").collect();
+        let placeholders: Vec<String> = names
+            .iter()
+            .map(|n| match LOG_COLUMNS.iter().find(|(c, _)| c == n).map(|(_, ty)| ty.split(' ').next().unwrap_or("VARCHAR")) {
+                Some("TIMESTAMPTZ") => "?::BIGINT".to_string(),
+                Some(ty) => format!("?::{ty}"),
+                None => "?".to_string(),
+            })
+            .collect();
+        let selected: Vec<String> = LOG_COLUMNS[WRITTEN]
+            .iter()
+            .map(|(name, ty)| match *name {
+                "conversation_url" => conversation_url_sql("v.conversation_id", "v.conversation_number"),
+                _ if ty.starts_with("TIMESTAMPTZ") => format!("make_timestamp(v.{})::TIMESTAMPTZ", quote_ident(name)),
+                _ => format!("v.{}", quote_ident(name)),
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {LOG_TABLE} ({}) SELECT {} FROM (VALUES ({})) v({})",
+            written_columns(),
+            selected.join(", "),
+            placeholders.join(", "),
+            names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(db(doing))?;
+        for e in events {
+            stmt.execute(params![
+                e.timestamp.timestamp_micros(),
+                e.event_type.as_str(),
+                e.customer_email,
+                e.conversation_id,
+                e.conversation_number,
+                e.status.as_str(),
+                e.direction.as_str(),
+                e.details,
+                e.error_message,
+                run_id,
+                e.table_name,
+                e.http_status,
+                e.request,
+                e.attempt,
+                e.duration_ms,
+                e.retry_target.as_ref().map(retry_target_json),
+            ])
+            .map_err(db(doing))?;
+        }
+        Ok(())
+    }
+
+    pub fn append_requests(&self, run_id: &str, table: Option<&Table>, records: &[RequestRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let doing = "recording API requests";
+        let mut appender = self.conn.appender(REQUESTS_TABLE).map_err(db(doing))?;
+        for r in records {
+            appender
+                .append_row(params![
+                    r.at.to_rfc3339(),
+                    run_id,
+                    table.map(|t| t.name),
+                    r.method.as_str(),
+                    r.request,
+                    r.status,
+                    r.attempt,
+                    r.duration_ms,
+                    r.rate_limit_remaining,
+                    r.error,
+                ])
+                .map_err(db(doing))?;
+        }
+        appender.flush().map_err(db(doing))
+    }
+
+    /// One Failed event per record that could not be synced, typed as the table's row events
+    /// (created or updated, by whether the record is already held), with what a retry needs.
+    pub fn append_record_failures(&self, table: &'static Table, failures: &[RecordFailure], run_id: &str) -> Result<(), StoreError> {
+        let keyed_by_id = table.primary_key == ["id"];
+        let mut events = Vec::with_capacity(failures.len());
+        for f in failures {
+            let held = match f.id {
+                Some(id) if keyed_by_id => self.holds_id(table, id)?,
+                _ => false,
+            };
+            let event_type = match table.row_events {
+                Some(ev) if held => ev.updated,
+                Some(ev) => ev.created,
+                None => EventType::Error,
+            };
+            let shown = f.id.map(|i| i.to_string()).unwrap_or_else(|| "(no id)".into());
+            let mut e = LogEvent::new(event_type, Status::Failed, format!("{} record {shown} could not be synced", table.name))
+                .table(table)
+                .error(f.error.clone());
+            e.http_status = f.http_status;
+            if table.row_events.is_some_and(|ev| ev.conversation.is_some()) {
+                e.conversation_id = f.id;
+            }
+            e.retry_target = Some(RetryTarget { table, id: f.id });
+            events.push(e);
+        }
+        self.append_events(run_id, &events)
+    }
+
+    /// One event per staged row that is new or changed (per the table's declaration); must run
+    /// before the rows are upserted.
+    pub fn append_row_events(&self, stage: &Stage, run_id: &str) -> Result<u64, StoreError> {
+        let table = stage.table;
+        let Some(ev) = table.row_events else { return Ok(0) };
+        // With column selection some declared columns are absent: what reads them is NULL.
+        let present = self.column_names(table)?;
+        let has = |column: &str| present.iter().any(|p| p == column);
+        let field = |f: Field| -> String {
+            if !has(f.column()) {
+                return "NULL".into();
+            }
+            match f {
+                Field::Column(c) => format!("s.{}", quote_ident(c)),
+                Field::Member(c, m) => format!("s.{}.{}", quote_ident(c), quote_ident(m)),
+                Field::FirstItemMember(c, m) => format!("s.{}[1].{}", quote_ident(c), quote_ident(m)),
+            }
+        };
+        let keys: Vec<String> = table.primary_key.iter().map(|k| format!("s.{k} = t.{k}", k = quote_ident(k))).collect();
+        let first_key = quote_ident(table.primary_key[0]);
+        let changed: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| c.source != Source::ParentId && has(c.name))
+            .map(|c| format!("CASE WHEN s.{q} IS DISTINCT FROM t.{q} THEN {} END", literal(c.name), q = quote_ident(c.name)))
+            .collect();
+        let changed = format!("concat_ws(', ', {})", changed.join(", "));
+        let (cid, number) = match ev.conversation {
+            Some((id, number)) => (field(Field::Column(id)), field(Field::Column(number))),
+            None => ("NULL".into(), "NULL".into()),
+        };
+        let details: Vec<String> = ev
+            .details
+            .iter()
+            .filter(|d| d.columns.iter().any(|c| has(c)))
+            .map(|d| {
+                let values: Vec<String> = d.columns.iter().filter(|c| has(c)).map(|c| format!("s.{}::VARCHAR", quote_ident(c))).collect();
+                format!("{} || trim(concat_ws(' ', {}))", literal(&format!("{}: ", d.label)), values.join(", "))
+            })
+            .collect();
+        let details = if details.is_empty() { literal(&format!("{} row", table.name)) } else { details.join(" || '; ' || ") };
+        let (problem, problem_message) = match ev.check {
+            Some(Check::ValidEmails { list, member }) if has(list) => {
+                let invalid = format!(
+                    "list_filter(coalesce(s.{l}, []), lambda e: NOT regexp_full_match(coalesce(e.{m}, ''), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+'))",
+                    l = quote_ident(list),
+                    m = quote_ident(member)
+                );
+                (
+                    format!("len({invalid}) > 0"),
+                    format!("'Invalid email address: ' || {invalid}[1].{} || ' (the {} is stored as received; correct the address in Help Scout)'", quote_ident(member), table.noun),
+                )
+            }
+            _ => ("false".into(), "NULL".into()),
+        };
+        let sql = format!(
+            "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, details, error_message, run_id, table_name) \
+             SELECT now(), CASE WHEN t.{first_key} IS NULL THEN {created} ELSE {updated} END, {email}, {cid}, {number}, {url}, \
+                    CASE WHEN {problem} THEN {failed} ELSE {success} END, {direction}, \
+                    {details} || CASE WHEN t.{first_key} IS NULL THEN '' ELSE '; changed: ' || {changed} END, \
+                    CASE WHEN {problem} THEN {problem_message} END, ?, ? \
+             FROM {stage} s LEFT JOIN {target} t ON {on} \
+             WHERE t.{first_key} IS NULL OR {changed} <> ''",
+            created = literal(ev.created.as_str()),
+            updated = literal(ev.updated.as_str()),
+            email = field(ev.customer_email),
+            url = conversation_url_sql(&cid, &number),
+            failed = literal(Status::Failed.as_str()),
+            success = literal(Status::Success.as_str()),
+            direction = literal(Direction::FromHelpScout.as_str()),
+            stage = quote_ident(&stage.name),
+            target = quote_ident(table.name),
+            on = keys.join(" AND "),
+        );
+        let n = self.conn.execute(&sql, params![run_id, table.name]).map_err(db(format!("logging {} events", table.name)))?;
+        Ok(n as u64)
+    }
+
+    /// Marks an event as retried successfully.
+    pub fn mark_retried(&self, event_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(&format!("UPDATE {LOG_TABLE} SET retried_at = now() WHERE event_id = ?"), [event_id])
+            .map(|_| ())
+            .map_err(db("marking a retried event"))
+    }
+}

@@ -1,0 +1,165 @@
+//! Rows of the contract tables: staged through Arrow, upserted by primary key, replaced per
+//! parent, removed; each change records the lake partitions it makes stale.
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
+use duckdb::params;
+
+use super::ddl::{DIRTY_TABLE, literal, partition_sql, quote_ident};
+use super::{StoreError, Tx, db};
+use crate::catalog::{Removal, Table};
+
+/// Rows staged for one table in the current transaction.
+pub struct Stage {
+    pub(super) table: &'static Table,
+    pub(super) name: String,
+}
+
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl Tx<'_> {
+    /// Stages batches in a temporary table shaped like `table`.
+    pub fn stage(&self, table: &'static Table, batches: Vec<RecordBatch>) -> Result<Stage, StoreError> {
+        let stage = format!("_stage_{}", table.name);
+        self.conn
+            .execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {} AS SELECT * FROM {} WHERE false", quote_ident(&stage), quote_ident(table.name)))
+            .map_err(db("creating a staging table"))?;
+        let mut appender = self.conn.appender_to_catalog_and_db(&stage, "temp", "main").map_err(db("opening the staging appender"))?;
+        for batch in batches {
+            if batch.num_rows() > 0 {
+                appender.append_record_batch(batch).map_err(db(format!("staging rows of {}", table.name)))?;
+            }
+        }
+        appender.flush().map_err(db("flushing staged rows"))?;
+        Ok(Stage { table, name: stage })
+    }
+
+    /// Records the partitions of the rows a `WHERE` clause selects as needing a lake rewrite.
+    fn mark_dirty(&self, table: &Table, from: &str, filter: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!(
+                "INSERT OR IGNORE INTO {DIRTY_TABLE} SELECT DISTINCT {}, {} FROM {from} WHERE {filter}",
+                literal(table.name),
+                partition_sql(table),
+            ))
+            .map_err(db("recording stale lake partitions"))
+    }
+
+    fn delete_where(&self, table: &Table, filter: &str) -> Result<u64, StoreError> {
+        let target = quote_ident(table.name);
+        self.mark_dirty(table, &target, filter)?;
+        let n = self.conn.execute(&format!("DELETE FROM {target} WHERE {filter}"), []).map_err(db(format!("deleting rows of {}", table.name)))?;
+        Ok(n as u64)
+    }
+
+    /// Replaces rows by primary key with the staged ones (insert new, overwrite existing).
+    pub fn upsert(&self, stage: &Stage) -> Result<u64, StoreError> {
+        let table = stage.table;
+        let cols: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
+        let staged = quote_ident(&stage.name);
+        self.delete_where(table, &format!("({}) IN (SELECT {} FROM {staged})", cols.join(", "), cols.join(", ")))?;
+        self.mark_dirty(table, &staged, "true")?;
+        let n = self
+            .conn
+            .execute(&format!("INSERT INTO {} SELECT * FROM {staged}", quote_ident(table.name)), [])
+            .map_err(db(format!("inserting rows of {}", table.name)))?;
+        Ok(n as u64)
+    }
+
+    /// Removes every child row of the given parents (their set is about to be replaced).
+    pub fn delete_children(&self, child: &Table, parent_ids: &[i64]) -> Result<u64, StoreError> {
+        let Some(key) = child.parent_key else { return Ok(0) };
+        if parent_ids.is_empty() {
+            return Ok(0);
+        }
+        self.delete_where(child, &format!("{} IN ({})", quote_ident(key), id_list(parent_ids)))
+    }
+
+    /// Parents that lose children to the staged rows (a child now listed under another parent).
+    pub fn parents_losing_children(&self, stage: &Stage) -> Result<Vec<i64>, StoreError> {
+        let child = stage.table;
+        let Some(key) = child.parent_key else { return Ok(vec![]) };
+        let key = quote_ident(key);
+        let keys: Vec<String> = child.primary_key.iter().map(|k| quote_ident(k)).collect();
+        self.ids(&format!(
+            "SELECT DISTINCT t.{key} FROM {} t JOIN {} s USING ({}) WHERE t.{key} <> s.{key} ORDER BY 1",
+            quote_ident(child.name),
+            quote_ident(&stage.name),
+            keys.join(", ")
+        ))
+    }
+
+    /// Deletes the table's rows (within `scope_parents` when given) that this run did not write.
+    pub fn delete_not_written_by(&self, table: &Table, run_id: &str, scope_parents: Option<&[i64]>) -> Result<u64, StoreError> {
+        let mut filter = format!("_run_id IS DISTINCT FROM {}", literal(run_id));
+        if let (Some(parents), Some(key)) = (scope_parents, table.parent_key) {
+            if parents.is_empty() {
+                return Ok(0);
+            }
+            filter.push_str(&format!(" AND {} IN ({})", quote_ident(key), id_list(parents)));
+        }
+        self.delete_where(table, &filter)
+    }
+
+    /// Deletes rows whose parent no longer exists.
+    pub fn delete_orphans(&self, child: &Table) -> Result<u64, StoreError> {
+        let (Some(key), Some(parent)) = (child.parent_key, child.parent()) else { return Ok(0) };
+        self.delete_where(child, &format!("{} NOT IN (SELECT id FROM {})", quote_ident(key), quote_ident(parent.name)))
+    }
+
+    pub fn delete_ids(&self, table: &Table, ids: &[i64]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.delete_where(table, &format!("id IN ({})", id_list(ids)))
+    }
+
+    fn ids(&self, sql: &str) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(db("reading ids"))?;
+        let ids = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(db("reading ids"))?.collect::<Result<Vec<_>, _>>().map_err(db("reading ids"))?;
+        Ok(ids)
+    }
+
+    /// Every id the table holds, in order.
+    pub fn held_ids(&self, table: &Table) -> Result<Vec<i64>, StoreError> {
+        self.ids(&format!("SELECT id FROM {} ORDER BY id", quote_ident(table.name)))
+    }
+
+    /// Ids of the table's rows this run did not write, in order.
+    pub fn ids_not_written_by(&self, table: &Table, run_id: &str) -> Result<Vec<i64>, StoreError> {
+        self.ids(&format!("SELECT id FROM {} WHERE _run_id IS DISTINCT FROM {} ORDER BY id", quote_ident(table.name), literal(run_id)))
+    }
+
+    /// Whether the table holds a row with this id.
+    pub fn holds_id(&self, table: &Table, id: i64) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {} WHERE id = ?", quote_ident(table.name)), [id], |r| r.get(0))
+            .map_err(db("looking a record up"))?;
+        Ok(n > 0)
+    }
+
+    /// The latest value of the table's cursor column.
+    pub fn max_of(&self, table: &Table, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let micros: Option<i64> = self
+            .conn
+            .query_row(&format!("SELECT epoch_us(max({})) FROM {}", quote_ident(column), quote_ident(table.name)), [], |r| r.get(0))
+            .map_err(db("reading a cursor"))?;
+        Ok(micros.and_then(DateTime::from_timestamp_micros))
+    }
+
+    /// Remembers a removed record of a table that declares tombstones.
+    pub fn tombstone(&self, table: &Table, id: i64, removal: Removal, run_id: &str) -> Result<(), StoreError> {
+        let Some(removals) = table.removals else { return Ok(()) };
+        let (reason, merged_into) = match removal {
+            Removal::Merged { into } => ("merged", into),
+            Removal::Deleted => ("deleted", None),
+        };
+        self.conn
+            .execute(&format!("INSERT OR REPLACE INTO {} VALUES (?, ?, ?, now(), ?)", quote_ident(removals.tombstones)), params![id, reason, merged_into, run_id])
+            .map(|_| ())
+            .map_err(db(format!("recording a removed {}", table.noun)))
+    }
+}

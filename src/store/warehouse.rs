@@ -1,0 +1,155 @@
+//! Opening the DuckDB file: for one commit at a time (waiting while a reader holds it), or
+//! read-only for the commands that only look.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+
+use super::{StoreError, db};
+
+/// How long a reader waits for a commit in progress before it says so.
+const READ_WAIT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    pub path: PathBuf,
+    /// How long to wait for a reader to let go of the file before a commit.
+    pub lock_timeout: Duration,
+}
+
+/// How long this process held the file open for its commits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WindowStats {
+    pub commits: u64,
+    pub longest: Duration,
+    pub total: Duration,
+}
+
+impl WindowStats {
+    /// Adds the commits another thread made for the same run.
+    pub fn absorb(&mut self, other: WindowStats) {
+        self.commits += other.commits;
+        self.total += other.total;
+        self.longest = self.longest.max(other.longest);
+    }
+}
+
+/// What one commit does, statement by statement, inside its transaction.
+pub struct Tx<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) path: &'a Path,
+}
+
+/// A read-only view of the file (for `status`, `log`, `report`, the web page).
+pub struct Reader {
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+}
+
+impl Warehouse {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Warehouse { path: path.into(), lock_timeout: Duration::from_secs(120) }
+    }
+
+    /// Opens the file for writing, waiting while another process holds it.
+    fn connect(&self) -> Result<Connection, StoreError> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unwritable { path: self.path.display().to_string(), reason: e.to_string() })?;
+        }
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match Connection::open(&self.path) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    let reason = e.to_string();
+                    if !is_lock_conflict(&reason) {
+                        return Err(classify_open_error(&self.path, reason));
+                    }
+                    if started.elapsed() >= self.lock_timeout {
+                        return Err(StoreError::Locked { path: self.path.display().to_string(), waited: self.lock_timeout });
+                    }
+                    // A reader holds the file: its query ends soon.
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    /// Opens the file read-only.
+    pub fn read(&self) -> Result<Reader, StoreError> {
+        if !self.path.exists() {
+            return Err(StoreError::NotADatabase {
+                path: self.path.display().to_string(),
+                reason: "the file does not exist yet: run `helpscout-etl sync` first".into(),
+            });
+        }
+        // A commit holds the file for well under a second: wait for it a little.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).map_err(db("configuring a read-only connection"))?;
+            match Connection::open_with_flags(&self.path, config) {
+                Ok(conn) => return Ok(Reader { conn, path: self.path.clone() }),
+                Err(e) if is_lock_conflict(&e.to_string()) && started.elapsed() < READ_WAIT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(e) if is_lock_conflict(&e.to_string()) => return Err(StoreError::Busy { path: self.path.display().to_string() }),
+                Err(e) => return Err(classify_open_error(&self.path, e.to_string())),
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction on a freshly opened connection; the file is closed after.
+    pub fn commit<T, E: From<StoreError>>(&self, stats: &mut WindowStats, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        let started = Instant::now();
+        let mut conn = self.connect()?;
+        let result = {
+            let txn = conn.transaction().map_err(db("starting a transaction"))?;
+            let mut tx = Tx { conn: &txn, path: &self.path };
+            let value = f(&mut tx)?;
+            txn.commit().map_err(db("committing"))?;
+            value
+        };
+        drop(conn);
+        let held = started.elapsed();
+        stats.commits += 1;
+        stats.total += held;
+        stats.longest = stats.longest.max(held);
+        Ok(result)
+    }
+}
+
+impl Reader {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The names of the file's own tables (schema `main`).
+    pub(super) fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").map_err(db("listing tables"))?;
+        let names = stmt.query_map([], |r| r.get(0)).map_err(db("listing tables"))?.collect::<Result<_, _>>().map_err(db("listing tables"))?;
+        Ok(names)
+    }
+}
+
+fn is_lock_conflict(reason: &str) -> bool {
+    let r = reason.to_lowercase();
+    r.contains("could not set lock") || r.contains("conflicting lock")
+}
+
+fn classify_open_error(path: &Path, reason: String) -> StoreError {
+    let lower = reason.to_lowercase();
+    let shown = path.display().to_string();
+    if lower.contains("not a valid duckdb database") || lower.contains("unable to open database") && path.is_file() || lower.contains("invalid") && lower.contains("header") {
+        StoreError::NotADatabase { path: shown, reason }
+    } else if lower.contains("permission denied") || lower.contains("read-only file system") || lower.contains("cannot open file") {
+        StoreError::Unwritable { path: shown, reason }
+    } else {
+        StoreError::NotADatabase { path: shown, reason }
+    }
+}
