@@ -60,6 +60,7 @@ impl fmt::Display for PathRef<'_> {
 }
 
 
+#[inline]
 pub(super) fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let mut current = obj.get(parts.next()?)?;
@@ -69,12 +70,14 @@ pub(super) fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a 
     Some(current)
 }
 
+#[inline]
 pub(super) fn is_consumed(sorted: &[String], key: &str) -> bool {
     sorted.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
 }
 
 /// Converts an API value to what Arrow decodes for `plan`. A value that cannot be represented
 /// losslessly becomes null in its column and is kept verbatim in `_extra` under its path.
+#[inline]
 pub(super) fn convert_value(value: Option<&Value>, plan: &Plan, path: PathRef<'_>, extra: &mut Map<String, Value>) -> Value {
     let Some(value) = value else { return Value::Null };
     if value.is_null() {
@@ -118,6 +121,7 @@ pub(super) fn convert_value(value: Option<&Value>, plan: &Plan, path: PathRef<'_
     })
 }
 
+#[inline]
 fn convert_struct(obj: &Map<String, Value>, fields: &[FieldPlan], path: PathRef<'_>, extra: &mut Map<String, Value>) -> Value {
     let mut out = Map::new();
     let mut used = 0;
@@ -140,6 +144,7 @@ fn convert_struct(obj: &Map<String, Value>, fields: &[FieldPlan], path: PathRef<
     Value::Object(out)
 }
 
+#[inline]
 pub(super) fn as_i64(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
@@ -149,6 +154,7 @@ pub(super) fn as_i64(value: &Value) -> Option<i64> {
 }
 
 /// RFC 3339 (the API's `2024-06-03T12:00:00Z`, with or without fractions or offsets) → µs since epoch.
+#[inline]
 pub(super) fn parse_timestamp(value: &Value) -> Option<i64> {
     let s = value.as_str()?;
     parse_api_timestamp(s)
@@ -157,6 +163,7 @@ pub(super) fn parse_timestamp(value: &Value) -> Option<i64> {
 
 /// The API's own spelling, `2024-06-03T12:00:00Z`, without the general parser; anything else
 /// (fractions, offsets, leap seconds, invalid dates) is left to it.
+#[inline]
 pub(super) fn parse_api_timestamp(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {

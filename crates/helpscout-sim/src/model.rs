@@ -76,6 +76,23 @@ pub enum ThreadType {
 }
 
 impl ThreadType {
+    /// How a generated body of this type reads.
+    pub fn body_style(self) -> text::BodyStyle {
+        use ThreadType::*;
+        let voice = match self {
+            Note => text::Voice::Note,
+            Message | ForwardParent | Phone => text::Voice::Agent,
+            _ => text::Voice::Customer,
+        };
+        text::BodyStyle {
+            voice,
+            chat: matches!(self, Chat | BeaconChat),
+            greeting: matches!(self, Message | ForwardParent),
+            signature: self == Message,
+            may_be_hostile: self == Customer,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ThreadType::BeaconChat => "beaconchat",
@@ -440,7 +457,7 @@ impl Thread {
     pub fn body_text(&self, seed: u64) -> Option<String> {
         match &self.body {
             Body::None => None,
-            Body::Generated => Some(text::generated_body(seed, self.id, self.kind)),
+            Body::Generated => Some(text::generated_body(seed, self.id, self.kind.body_style())),
             Body::Given(s) => Some(s.to_string()),
         }
     }
