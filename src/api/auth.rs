@@ -194,9 +194,11 @@ impl Auth {
         };
         let result = self.exchange(http, endpoint, &form, &mut attempt).await;
         attempt.duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(e) = &result {
-            attempt.error = Some(e.to_string());
-        }
+        // Why the token was refused, without the error's own "Authentication failed: ".
+        attempt.error = result.as_ref().err().map(|e| match e {
+            ApiError::Auth(reason) => reason.clone(),
+            other => other.to_string(),
+        });
         record(attempt);
         let token = result?;
         if let (Some(new_refresh), Credentials::RefreshToken { refresh_token: configured, .. }) =

@@ -247,6 +247,11 @@ impl Table {
         self.children().filter(|c| matches!(c.origin, Origin::Embedded { .. }))
     }
 
+    /// Whether the table's rows are conversations (their events carry the conversation's id).
+    pub fn rows_are_conversations(&self) -> bool {
+        self.row_events.is_some_and(|ev| ev.conversation.is_some())
+    }
+
     pub fn column(&self, name: &str) -> Option<&'static Column> {
         self.columns.iter().find(|c| c.name == name)
     }

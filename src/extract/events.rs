@@ -21,9 +21,8 @@ pub(crate) fn from_requests(records: &[RequestRecord], table: Option<&'static Ta
         };
         match (r.purpose, r.status, &r.error) {
             (Purpose::Token, _, None) => events.push(base(EventType::Authentication, Status::Success, "Access token obtained")),
-            (Purpose::Token, _, Some(err)) => {
-                let message = if err.starts_with("Authentication failed") { err.clone() } else { format!("Authentication failed: {err}") };
-                events.push(base(EventType::Authentication, Status::Failed, "Access token refused").error(message));
+            (Purpose::Token, _, Some(reason)) => {
+                events.push(base(EventType::Authentication, Status::Failed, "Access token refused").error(format!("Authentication failed: {reason}")));
             }
             (_, Some(429), _) => events.push(
                 base(EventType::RateLimited, Status::Pending, "Throttled by the API; waited the advertised time and retried").error("Rate limit exceeded"),

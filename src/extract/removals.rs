@@ -71,7 +71,7 @@ fn removal_event(table: &'static Table, id: i64, removal: Removal) -> Option<Log
         Removal::Deleted => (removals.deleted, format!("Deleted in Help Scout; removed from {}", table.name)),
     };
     let mut e = LogEvent::new(kind, Status::Success, details).table(table);
-    if table.row_events.is_some_and(|ev| ev.conversation.is_some()) {
+    if table.rows_are_conversations() {
         e.conversation_id = Some(id);
     }
     Some(e)

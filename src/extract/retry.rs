@@ -87,7 +87,7 @@ fn outcome_event(p: &PendingRetry, status: Status, details: String, error: Optio
     let table = p.target.table;
     let mut e = LogEvent::new(p.event_type, status, details).table(table);
     e.error_message = error;
-    if table.row_events.is_some_and(|ev| ev.conversation.is_some()) {
+    if table.rows_are_conversations() {
         e.conversation_id = p.target.id;
     }
     e

@@ -180,7 +180,7 @@ impl Tx<'_> {
                 .table(table)
                 .error(f.error.clone());
             e.http_status = f.http_status;
-            if table.row_events.is_some_and(|ev| ev.conversation.is_some()) {
+            if table.rows_are_conversations() {
                 e.conversation_id = f.id;
             }
             e.retry_target = Some(RetryTarget { table, id: f.id });

@@ -136,11 +136,15 @@ impl Reader {
 
     pub fn log_summary(&self, filter: &LogFilter) -> Result<Summary, StoreError> {
         let w = filter.to_sql();
-        let count_of = |event: EventType| format!("count(*) FILTER (event_type = '{}' AND status = 'Success')", event.as_str());
+        let status = |s: Status| format!("count(*) FILTER (status = '{}')", s.as_str());
+        let succeeded = |event: EventType| format!("count(*) FILTER (event_type = '{}' AND status = '{}')", event.as_str(), Status::Success.as_str());
         let sql = format!(
-            "SELECT count(*), count(*) FILTER (status = 'Success'), count(*) FILTER (status = 'Failed'), count(*) FILTER (status = 'Pending'), {}, {} FROM {LOG_TABLE} WHERE {}",
-            count_of(EventType::TicketCreated),
-            count_of(EventType::CustomerSynced),
+            "SELECT count(*), {}, {}, {}, {}, {} FROM {LOG_TABLE} WHERE {}",
+            status(Status::Success),
+            status(Status::Failed),
+            status(Status::Pending),
+            succeeded(EventType::TicketCreated),
+            succeeded(EventType::CustomerSynced),
             w.sql()
         );
         let (total, ok, failed, pending, tickets, customers): (i64, i64, i64, i64, i64, i64) = self
