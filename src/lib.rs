@@ -1,7 +1,7 @@
 //! helpscout-etl: replicate a Help Scout account into DuckDB and hive-partitioned Parquet, with
 //! every sync event in an integration log.
 //!
-//! The flow runs one way: `cli` → `extract` → {`api`, `convert`, `store`} → `catalog`
+//! The flow runs one way: `cli` → `web` → `extract` → {`api`, `convert`, `store`} → `catalog`
 //! (`fsutil` sits below them all). `catalog` declares the 11 tables as data; `api` talks to
 //! Help Scout and classifies every failure once; `convert` turns API records into Arrow;
 //! `store` holds all SQL (the DuckDB file, the lake, the log, the views); `extract` runs a sync,
@@ -16,3 +16,4 @@ pub mod convert;
 pub mod extract;
 pub mod fsutil;
 pub mod store;
+pub mod web;

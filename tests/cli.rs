@@ -302,3 +302,38 @@ fn output_cut_short_by_a_closed_pipe_ends_quietly() {
     // As `head` expects of a command line tool: ended by SIGPIPE, or done before it noticed.
     assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{:?}", out.status);
 }
+
+#[test]
+fn users_are_managed_from_the_command_line_and_the_page_needs_one() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let users = |args: &[&str], stdin: &str| {
+        let mut child = command(tmp.path()).arg("users").args(args).arg("--output").arg(&out).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // No user yet: `serve` stops with the command that adds one.
+    let o = command(tmp.path()).args(["serve", "--listen", "127.0.0.1:0", "--output"]).arg(&out).output().unwrap();
+    assert_clear_failure(&o, 2, "No one can sign in yet: add a user with `helpscout-etl users add NAME --role administrator`");
+
+    let o = users(&["add", "ann", "--role", "administrator"], "a long password\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Added ann (Administrator)"));
+    assert_clear_failure(&users(&["add", "ann", "--role", "manager"], "another password\n"), 2, "There is already a user \"ann\"");
+    assert_clear_failure(&users(&["add", "bob", "--role", "manager"], "short\n"), 2, "at least 8 characters");
+    assert!(users(&["add", "bob", "--role", "manager"], "bob's password\n").status.success());
+    let list = users(&["list", "--json"], "");
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list, serde_json::json!([{"name": "ann", "role": "administrator"}, {"name": "bob", "role": "manager"}]));
+    assert!(users(&["passwd", "bob"], "bob's new password\n").status.success());
+    assert_clear_failure(&users(&["remove", "ann"], ""), 2, "The last administrator cannot be removed");
+    assert!(users(&["remove", "bob"], "").status.success());
+    assert_clear_failure(&users(&["passwd", "bob"], "whatever long\n"), 2, "There is no user \"bob\"");
+    // The file holds hashes only, readable by its owner only.
+    let file = out.join(".helpscout-etl/users.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("a long password") && text.contains("$argon2id$"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+}

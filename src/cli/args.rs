@@ -32,6 +32,10 @@ pub enum Command {
     Views(OutputArgs),
     /// Print a bundled report: happiness, health (exits 4 below 95 %), api-usage.
     Report(ReportArgs),
+    /// Serve the HelpScout Log as a web page (sign-in required; see `users`).
+    Serve(ServeArgs),
+    /// Who may sign in to the web page: add, remove, list users, change a password.
+    Users(UsersArgs),
     /// Print the table catalog generated from the table declarations (Markdown, or JSON).
     Tables {
         #[arg(long)]
@@ -103,6 +107,52 @@ pub struct DemoArgs {
     /// Seed of the simulated account.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Then serve the log page on the demo's outputs, with a demo Administrator (its one-time
+    /// password is printed).
+    #[arg(long)]
+    pub serve: bool,
+    /// Where `--serve` listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Address to listen on (loopback by default; put a TLS proxy in front to serve others).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UsersArgs {
+    /// add, remove, list or passwd. Passwords are asked for (or read from standard input), never
+    /// arguments; a removed user's sessions end at their next request.
+    #[arg(value_enum)]
+    pub action: UsersAction,
+    /// The user (add, remove, passwd).
+    #[arg(required_if_eq_any = [("action", "add"), ("action", "remove"), ("action", "passwd")])]
+    pub name: Option<String>,
+    /// manager (view, export) or administrator (also retry, manage users); for `add`.
+    #[arg(long, value_enum, required_if_eq("action", "add"))]
+    pub role: Option<RoleArg>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsersAction {
+    Add,
+    Remove,
+    List,
+    Passwd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Manager,
+    Administrator,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::extract::{FailureCause, RunStatus, SyncError, SyncReport};
+use crate::web::{ServeError, UsersError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -41,6 +42,10 @@ impl Exit {
                 return Exit::BadInput;
             }
             if cause.downcast_ref::<SyncError>().is_some_and(|e| e.cause() == FailureCause::Credentials) {
+                return Exit::BadInput;
+            }
+            // Starting the page with no user, or a user command that cannot be done as asked.
+            if matches!(cause.downcast_ref::<ServeError>(), Some(ServeError::NoUsers)) || cause.downcast_ref::<UsersError>().is_some_and(UsersError::is_bad_input) {
                 return Exit::BadInput;
             }
         }

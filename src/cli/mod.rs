@@ -60,6 +60,8 @@ async fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<Exit>
         Command::Reset(args) => commands::outputs::reset(&args, out),
         Command::Views(args) => commands::outputs::views(&args, out),
         Command::Tables { json } => commands::tables::run(json, out),
+        Command::Serve(args) => commands::serve::run(&args, out).await,
+        Command::Users(args) => commands::users::run(&args, out),
         Command::Log(args) => commands::log::run(&args, out),
         Command::Retry(args) => commands::log::retry(&args, out).await,
         Command::Report(args) => commands::report::run(&args, out),

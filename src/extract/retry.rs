@@ -83,8 +83,12 @@ pub async fn retry_records(outputs: &Outputs, settings: &SyncSettings, table: &'
     Ok(outcomes)
 }
 
-fn outcome_event(p: &PendingRetry, status: Status, details: String, error: Option<String>) -> LogEvent {
+fn outcome_event(p: &PendingRetry, status: Status, details: String, error: Option<String>, asked_by: Option<&str>) -> LogEvent {
     let table = p.target.table;
+    let details = match asked_by {
+        Some(user) => format!("{details} (asked by {user})"),
+        None => details,
+    };
     let mut e = LogEvent::new(p.event_type, status, details).table(table);
     e.error_message = error;
     if table.rows_are_conversations() {
@@ -93,9 +97,10 @@ fn outcome_event(p: &PendingRetry, status: Status, details: String, error: Optio
     e
 }
 
-/// Retries the pending events, logs each outcome (marking successful originals as retried)
-/// and returns the outcome events, in the order of the originals' tables.
-pub async fn retry(outputs: &Outputs, settings: &SyncSettings, pending: &[PendingRetry]) -> Result<Vec<LogEvent>, SyncError> {
+/// Retries the pending events, logs each outcome (marking successful originals as retried, by
+/// `asked_by` when someone signed in asked) and returns the outcome events, in the order of the
+/// originals' tables.
+pub async fn retry(outputs: &Outputs, settings: &SyncSettings, pending: &[PendingRetry], asked_by: Option<&str>) -> Result<Vec<LogEvent>, SyncError> {
     let mut by_table: BTreeMap<&'static str, (&'static Table, Vec<&PendingRetry>)> = BTreeMap::new();
     for p in pending {
         by_table.entry(p.target.table.name).or_insert_with(|| (p.target.table, Vec::new())).1.push(p);
@@ -122,7 +127,7 @@ pub async fn retry(outputs: &Outputs, settings: &SyncSettings, pending: &[Pendin
                 Some(RecordOutcome::Failed(e)) => (Status::Failed, format!("Retry of event {} failed", p.event_id), Some(e)),
                 None => (Status::Failed, format!("Retry of event {} was not attempted", p.event_id), None),
             };
-            results.push((p.event_id, outcome_event(p, status, details, error)));
+            results.push((p.event_id, outcome_event(p, status, details, error, asked_by)));
         }
     }
     if !whole_tables.is_empty() {
@@ -138,7 +143,7 @@ pub async fn retry(outputs: &Outputs, settings: &SyncSettings, pending: &[Pendin
             };
             for p in events {
                 let details = format!("Retry of event {}: table {} synced again", p.event_id, table.name);
-                results.push((p.event_id, outcome_event(p, status, details, error.clone())));
+                results.push((p.event_id, outcome_event(p, status, details, error.clone(), asked_by)));
             }
         }
     }
@@ -147,7 +152,7 @@ pub async fn retry(outputs: &Outputs, settings: &SyncSettings, pending: &[Pendin
         for (original, event) in &results {
             tx.append_events(&run_id, std::slice::from_ref(event))?;
             if event.status == Status::Success {
-                tx.mark_retried(*original)?;
+                tx.mark_retried(*original, asked_by)?;
             }
         }
         Ok::<_, StoreError>(())

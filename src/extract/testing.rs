@@ -50,7 +50,8 @@ impl Fixture {
 
     /// Only these tables selected.
     pub fn select(&mut self, tables: &[&'static Table]) {
-        self.settings.tables.retain(|c| tables.contains(&c.table));
+        self.settings.tables =
+            catalog::ALL.iter().copied().filter(|t| tables.contains(t)).map(|table| TableChoice { table, method: Method::Incremental, columns: None }).collect();
     }
 
     /// A run with its tables created and its bookmarks read.

@@ -35,10 +35,14 @@ pub(super) const LOG_COLUMNS: &[(&str, &str)] = &[
     ("duration_ms", "BIGINT"),
     ("retry_target", "VARCHAR"),
     ("retried_at", "TIMESTAMPTZ"),
+    ("retried_by", "VARCHAR"),
 ];
 
-/// Columns an event is written with (the id and the retry mark come later).
-const WRITTEN: std::ops::Range<usize> = 1..LOG_COLUMNS.len() - 1;
+/// Columns an event is written with (the id, and the retry marks later).
+const WRITTEN: std::ops::Range<usize> = 1..LOG_COLUMNS.len() - 2;
+
+/// Columns added since the log was first created, for files an older version wrote.
+const ADDED_COLUMNS: &[&str] = &["retried_by"];
 
 const REQUESTS_DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS helpscout_api_requests (
@@ -74,9 +78,14 @@ fn retry_target_json(target: &RetryTarget) -> String {
 }
 
 impl Tx<'_> {
-    /// Creates the log and the request record tables.
+    /// Creates the log and the request record tables (adding columns a newer version needs).
     pub fn ensure_log(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch(&log_ddl()).map_err(db("creating the integration log"))
+        let mut sql = log_ddl();
+        for name in ADDED_COLUMNS {
+            let (_, ty) = LOG_COLUMNS.iter().find(|(c, _)| c == name).expect("an added column is a log column");
+            sql.push_str(&format!("ALTER TABLE {LOG_TABLE} ADD COLUMN IF NOT EXISTS {} {ty};\n", quote_ident(name)));
+        }
+        self.conn.execute_batch(&sql).map_err(db("creating the integration log"))
     }
 
     pub fn append_events(&self, run_id: &str, events: &[LogEvent]) -> Result<(), StoreError> {
@@ -267,10 +276,10 @@ impl Tx<'_> {
         Ok(n as u64)
     }
 
-    /// Marks an event as retried successfully.
-    pub fn mark_retried(&self, event_id: i64) -> Result<(), StoreError> {
+    /// Marks an event as retried successfully, and by whom (None: the command line).
+    pub fn mark_retried(&self, event_id: i64, by: Option<&str>) -> Result<(), StoreError> {
         self.conn
-            .execute(&format!("UPDATE {LOG_TABLE} SET retried_at = now() WHERE event_id = ?"), [event_id])
+            .execute(&format!("UPDATE {LOG_TABLE} SET retried_at = now(), retried_by = ? WHERE event_id = ?"), params![by, event_id])
             .map(|_| ())
             .map_err(db("marking a retried event"))
     }

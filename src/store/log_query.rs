@@ -28,34 +28,60 @@ pub struct LogFilter {
     /// A customer email (or part of one), a conversation id or number, or a conversation link.
     pub search: Option<String>,
     pub event_id: Option<i64>,
+    /// Exactly this error message (a group of failures).
+    pub error_message: Option<String>,
+    /// Only events older than this place in the log's order (the next page).
+    pub before: Option<Cursor>,
+}
+
+/// A place in the log's order, newest first: the page after it holds the events older than it.
+/// Pages cut this way stay the same while new events arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub micros: i64,
+    pub event_id: i64,
+}
+
+impl Cursor {
+    /// `1717416000000000.42`, as a page link carries it.
+    pub fn parse(s: &str) -> Option<Cursor> {
+        let (micros, id) = s.split_once('.')?;
+        Some(Cursor { micros: micros.parse().ok()?, event_id: id.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.micros, self.event_id)
+    }
 }
 
 /// A `WHERE` clause and its parameters.
-struct Where {
+pub(super) struct Where {
     clauses: Vec<String>,
-    params: Vec<DbValue>,
+    pub(super) params: Vec<DbValue>,
 }
 
 impl Where {
-    fn push(&mut self, clause: &str, params: impl IntoIterator<Item = DbValue>) {
+    pub(super) fn push(&mut self, clause: &str, params: impl IntoIterator<Item = DbValue>) {
         self.clauses.push(clause.to_string());
         self.params.extend(params);
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() { "true".into() } else { self.clauses.join(" AND ") }
     }
 }
 
 impl LogFilter {
-    fn to_sql(&self) -> Where {
+    pub(super) fn to_sql(&self) -> Where {
         let mut w = Where { clauses: Vec::new(), params: Vec::new() };
         let micros = |t: DateTime<Utc>| DbValue::BigInt(t.timestamp_micros());
         if let Some(from) = self.from {
-            w.push("epoch_us(\"timestamp\") >= ?", [micros(from)]);
+            w.push(&format!("\"timestamp\" >= {AT}"), [micros(from)]);
         }
         if let Some(to) = self.to {
-            w.push("epoch_us(\"timestamp\") < ?", [micros(to)]);
+            w.push(&format!("\"timestamp\" < {AT}"), [micros(to)]);
         }
         if !self.event_types.is_empty() {
             let marks = vec!["lower(?)"; self.event_types.len()].join(", ");
@@ -73,14 +99,25 @@ impl LogFilter {
         if let Some(search) = self.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             match search.trim_start_matches('#').parse::<i64>() {
                 Ok(n) => w.push("(conversation_id = ? OR conversation_number = ?)", [DbValue::BigInt(n), DbValue::BigInt(n)]),
-                Err(_) => w.push(
-                    "(customer_email ILIKE ? ESCAPE '\\' OR conversation_url = ?)",
-                    [DbValue::Text(format!("%{}%", like_escaped(search))), DbValue::Text(search.to_string())],
-                ),
+                // A conversation's link, pasted.
+                Err(_) if search.starts_with("http") => w.push("conversation_url = ?", [DbValue::Text(search.to_string())]),
+                // ILIKE is much faster without an ESCAPE clause, needed only for `%`, `_`, `\`.
+                Err(_) if !search.contains(['%', '_', '\\']) => w.push("customer_email ILIKE ?", [DbValue::Text(format!("%{search}%"))]),
+                Err(_) => w.push("customer_email ILIKE ? ESCAPE '\\'", [DbValue::Text(format!("%{}%", like_escaped(search)))]),
             }
         }
         if let Some(id) = self.event_id {
             w.push("event_id = ?", [DbValue::BigInt(id)]);
+        }
+        if let Some(message) = &self.error_message {
+            w.push("error_message = ?", [DbValue::Text(message.clone())]);
+        }
+        if let Some(c) = self.before {
+            w.push(
+                // The first condition alone lets whole row groups be skipped.
+                &format!("\"timestamp\" <= {AT} AND (\"timestamp\" < {AT} OR event_id < ?)"),
+                [DbValue::BigInt(c.micros), DbValue::BigInt(c.micros), DbValue::BigInt(c.event_id)],
+            );
         }
         w
     }
@@ -90,6 +127,10 @@ impl LogFilter {
 fn like_escaped(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
+
+/// A time parameter (µs since the epoch) compared with the `timestamp` column as it is, so
+/// that row groups outside the range are skipped by their min/max.
+const AT: &str = "make_timestamp(?::BIGINT)::TIMESTAMPTZ";
 
 /// The Summary Dashboard of a period.
 #[derive(Debug, Serialize, PartialEq)]
@@ -116,7 +157,7 @@ pub struct PendingRetry {
 fn column_list() -> String {
     LOG_COLUMNS
         .iter()
-        .filter(|(name, _)| *name != "retried_at")
+        .filter(|(name, _)| !name.starts_with("retried_"))
         .map(|(name, ty)| match *name {
             _ if ty.starts_with("TIMESTAMPTZ") => format!("strftime(make_timestamp(epoch_us(\"{name}\")), '%Y-%m-%dT%H:%M:%SZ') AS \"{name}\""),
             _ => format!("\"{name}\""),
@@ -186,5 +227,43 @@ impl Reader {
                 Some(PendingRetry { event_id, event_type: EventType::parse(&event_type).unwrap_or(EventType::Error), target: RetryTarget { table, id } })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::log::LogEvent;
+    use crate::store::Warehouse;
+
+    #[test]
+    fn the_search_box_matches_emails_in_part_and_in_any_case_and_its_wildcards_are_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::new(dir.path().join("log.duckdb"));
+        let event = |email: &str, conversation: Option<i64>| {
+            let mut e = LogEvent::new(EventType::TicketCreated, Status::Success, "a ticket");
+            e.customer_email = Some(email.into());
+            e.conversation_id = conversation;
+            e.conversation_number = conversation.map(|c| c % 1000);
+            e
+        };
+        warehouse
+            .commit(&mut Default::default(), |tx| {
+                tx.ensure_log()?;
+                tx.append_events("run", &[event("Ann_Lee@x.io", Some(2100000007)), event("annxlee@x.io", None), event("50%off@x.io", None)])
+            })
+            .unwrap();
+        let reader = warehouse.read().unwrap();
+        let found = |search: &str| -> Vec<Option<String>> {
+            let filter = LogFilter { search: Some(search.into()), ..Default::default() };
+            reader.log_rows(&filter, 10).unwrap().into_iter().map(|r| r.customer_email).collect()
+        };
+        assert_eq!(found("ANN_"), [Some("Ann_Lee@x.io".to_string())], "`_` is a letter, case is ignored");
+        assert_eq!(found("lee@"), [Some("annxlee@x.io".to_string()), Some("Ann_Lee@x.io".to_string())]);
+        assert_eq!(found("50%"), [Some("50%off@x.io".to_string())]);
+        assert_eq!(found("#7").len(), 1, "a ticket number");
+        assert_eq!(found("2100000007").len(), 1, "a conversation id");
+        assert_eq!(found("https://secure.helpscout.net/conversation/2100000007/7").len(), 1, "a pasted link");
+        assert!(found("nobody").is_empty());
     }
 }

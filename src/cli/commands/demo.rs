@@ -8,12 +8,14 @@ use std::path::Path;
 use anyhow::Context;
 use helpscout_sim::{MutationPlan, SimConfig, Simulator};
 
+use super::serve::serve;
 use super::sync::write_report;
 use crate::cli::args::DemoArgs;
 use crate::cli::config::{self, FileConfig, Overrides};
 use crate::cli::exit::Exit;
 use crate::cli::progress::Progress;
 use crate::extract::{self, RunStatus};
+use crate::web::{self, Role, ServeConfig};
 
 /// Files the demo owns in its folder; anything else there means the folder is not the demo's.
 const DEMO_ENTRIES: &[&str] = &["helpscout.duckdb", "helpscout.duckdb.wal", "parquet", ".helpscout-etl"];
@@ -60,7 +62,6 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     writeln!(out, "\n3. Incremental refresh")?;
     let second = extract::sync(&settings.outputs, &settings.sync, &Progress::auto()).await?;
     write_report(out, &second, false)?;
-    sim.stop().await;
 
     let db = settings.outputs.duckdb.display().to_string();
     let parquet = settings.outputs.parquet.display().to_string();
@@ -74,11 +75,28 @@ Loaded into {db} and {parquet}/. Try:
   python3 -c "import duckdb; con = duckdb.connect('{db}', read_only=True); print(con.sql('SELECT c.subject, cu.first_name FROM conversations c JOIN customers cu ON c.primary_customer.id = cu.id LIMIT 5'))"
   python3 -c "import pyarrow.dataset as ds; print(ds.dataset('{parquet}/conversations', partitioning='hive').to_table().num_rows)"
   helpscout-etl status --output {dir}
+  helpscout-etl demo --serve      # the same, then the log's web page on it
 "#,
         dir = args.dir.display()
     )?;
+    if args.serve {
+        // A demo Administrator with a password made for this run; the simulator stays up so
+        // that retries from the page reach it.
+        let password: String = rand::random::<[u8; 9]>().iter().map(|b| format!("{b:02x}")).collect();
+        web::user_store(&settings.outputs).add(DEMO_USER, Role::Administrator, &password)?;
+        writeln!(out, "4. The HelpScout Log page: sign in as {DEMO_USER} with the one-time password {password}")?;
+        let config = ServeConfig { outputs: settings.outputs.clone(), sync: Some(settings.sync.clone()), listen: args.listen };
+        let served = serve(config, out).await;
+        sim.stop().await;
+        served?;
+    } else {
+        sim.stop().await;
+    }
     Ok(Exit::of_run(&second))
 }
+
+/// The demo's own Administrator (`demo --serve`).
+const DEMO_USER: &str = "demo";
 
 /// The demo starts from scratch each time (the simulator does too); it only ever removes its
 /// own files.

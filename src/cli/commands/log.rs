@@ -116,7 +116,7 @@ pub async fn retry(args: &RetryArgs, out: &mut dyn Write) -> anyhow::Result<Exit
         writeln!(out, "No failed events to retry.")?;
         return Ok(Exit::Success);
     }
-    let results = extract::retry(&settings.outputs, &settings.sync, &pending).await?;
+    let results = extract::retry(&settings.outputs, &settings.sync, &pending, None).await?;
     for e in &results {
         writeln!(out, "{} {}{}", e.status.as_str(), e.details, e.error_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())?;
     }

@@ -6,5 +6,7 @@ pub mod demo;
 pub mod log;
 pub mod outputs;
 pub mod report;
+pub mod serve;
 pub mod sync;
 pub mod tables;
+pub mod users;

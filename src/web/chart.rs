@@ -1,0 +1,67 @@
+//! Charts drawn on the server as SVG: no script, nothing fetched, nothing to execute.
+
+use maud::{Markup, html};
+
+/// One bar: its label (shown under some bars), its value, and whether it is flagged.
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub flagged: bool,
+}
+
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 220.0;
+const LEFT: f64 = 44.0;
+const BOTTOM: f64 = 28.0;
+const TOP: f64 = 10.0;
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") }
+}
+
+/// A bar chart of `bars` between `min` and `max` (bars grow from zero, down for negatives),
+/// with an optional dashed line at `threshold`; `title` names it for screen readers.
+pub fn bars(title: &str, bars: &[Bar], min: f64, max: f64, threshold: Option<f64>) -> Markup {
+    let (min, max) = (min.min(0.0), if max > min { max } else { min + 1.0 });
+    let plot_h = HEIGHT - BOTTOM - TOP;
+    let y = |v: f64| TOP + (max - v) / (max - min) * plot_h;
+    let slot = (WIDTH - LEFT) / bars.len().max(1) as f64;
+    let every = (bars.len() / 8).max(1);
+    html! {
+        figure.chart {
+            svg viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
+                title { (title) }
+                @for v in [min, (min + max) / 2.0, max] {
+                    line.grid x1=(LEFT) x2=(WIDTH) y1=(y(v)) y2=(y(v)) {}
+                    text.axis x=(LEFT - 6.0) y=(y(v) + 4.0) text-anchor="end" { (number(v)) }
+                }
+                @if let Some(t) = threshold {
+                    line.threshold x1=(LEFT) x2=(WIDTH) y1=(y(t)) y2=(y(t)) {}
+                }
+                @for (i, b) in bars.iter().enumerate() {
+                    @let x = LEFT + i as f64 * slot + slot * 0.15;
+                    @let (top, bottom) = if b.value >= 0.0 { (y(b.value), y(0.0)) } else { (y(0.0), y(b.value)) };
+                    rect class=(if b.flagged { "bar flagged" } else { "bar" }) x=(x) y=(top) width=(slot * 0.7) height=((bottom - top).max(0.5)) {
+                        title { (b.label) ": " (number(b.value)) }
+                    }
+                    @if i % every == 0 {
+                        text.axis x=(x + slot * 0.35) y=(HEIGHT - 8.0) text-anchor="middle" { (b.label) }
+                    }
+                }
+            }
+            figcaption { (title) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_text_and_never_markup() {
+        let svg = bars("<script>x</script>", &[Bar { label: "<b>9</b>".into(), value: 3.0, flagged: true }], 0.0, 10.0, Some(5.0)).into_string();
+        assert!(!svg.contains("<script>") && !svg.contains("<b>"), "{svg}");
+        assert!(svg.contains("&lt;script&gt;") && svg.contains("bar flagged") && svg.contains("threshold"));
+    }
+}
