@@ -13,6 +13,7 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod convert;
+pub mod deliver;
 pub mod extract;
 pub mod fsutil;
 pub mod store;

@@ -16,7 +16,7 @@ use url::Url;
 use super::auth::{Auth, Credentials, TokenEndpoint, TokenStore};
 use super::error::{Action, ApiError, TransientKind, host_and_port};
 use super::throttle::Throttle;
-use super::transport::{display_path, error_message, transient_kind};
+use super::transport::{display_path, error_message, field_errors, transient_kind};
 use crate::catalog::log::{Method, Purpose, RequestRecord};
 
 #[derive(Debug, Clone)]
@@ -61,9 +61,12 @@ impl ClientConfig {
 /// A successful response.
 #[derive(Debug)]
 pub struct ApiResponse {
+    /// The JSON body (`Null` for an empty one, as a write's 201 or 204 has).
     pub body: Value,
     /// The server's clock (`Date` header).
     pub server_date: Option<DateTime<Utc>>,
+    /// The id of the record a create made (`Resource-ID` header).
+    pub resource_id: Option<i64>,
 }
 
 /// Live figures for a progress display.
@@ -166,6 +169,18 @@ impl Client {
 
     /// GET a JSON document, with auth, throttling and retries.
     pub async fn get(&self, path_or_url: &str) -> Result<ApiResponse, ApiError> {
+        self.call(Method::Get, path_or_url, None).await
+    }
+
+    /// A write (POST, PUT, PATCH). It weighs 2 against the rate limit and is sent again only
+    /// when it certainly did not arrive (a 429, a refused connection, a refused token): any
+    /// other failure may have been applied, and the caller finds out before writing again
+    /// (`ApiError::write_outcome`).
+    pub async fn write(&self, method: Method, path: &str, body: &Value) -> Result<ApiResponse, ApiError> {
+        self.call(method, path, Some(body)).await
+    }
+
+    async fn call(&self, method: Method, path_or_url: &str, body: Option<&Value>) -> Result<ApiResponse, ApiError> {
         let url = self.url(path_or_url);
         let shown = display_path(&url);
         let mut backoff = backon::ExponentialBuilder::default()
@@ -180,7 +195,7 @@ impl Client {
         let mut throttled = 0u32;
         loop {
             attempt += 1;
-            let error = match self.attempt(&url, &shown, attempt).await {
+            let error = match self.attempt(method, &url, &shown, body, attempt).await {
                 Ok(response) => return Ok(response),
                 Err(AttemptError::Unauthorized) if !refreshed => {
                     refreshed = true;
@@ -205,12 +220,15 @@ impl Client {
                 ApiError::Throttled { .. } => {
                     return Err(ApiError::GaveUp { path: shown, attempts: attempt, last: TransientKind::Server(429) });
                 }
+                ApiError::Transient { kind, path } if method.is_write() && kind != TransientKind::Connect => {
+                    return Err(ApiError::Transient { path, kind });
+                }
                 ApiError::Transient { kind, .. } => match backoff.next() {
                     Some(delay) => tokio::time::sleep(delay).await,
                     None if kind == TransientKind::Connect => {
                         return Err(ApiError::Unreachable {
                             endpoint: host_and_port(&url),
-                            request: format!("GET {shown}"),
+                            request: format!("{} {shown}", method.as_str()),
                             reason: kind.to_string(),
                         });
                     }
@@ -221,18 +239,21 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, url: &str, shown: &str, attempt: u32) -> Result<ApiResponse, AttemptError> {
+    async fn attempt(&self, method: Method, url: &str, shown: &str, body: Option<&Value>, attempt: u32) -> Result<ApiResponse, AttemptError> {
         let endpoint = TokenEndpoint {
             url: self.config.token_url.to_string(),
             max_attempts: self.config.max_attempts,
             backoff_min: self.config.backoff_min,
         };
         let token = self.auth.access_token(&self.http, &endpoint, &|r| self.record(r)).await.map_err(AttemptError::Api)?;
-        self.throttle.ready().await;
+        // A write weighs two requests against the account's limit.
+        for _ in 0..if method.is_write() { 2 } else { 1 } {
+            self.throttle.ready().await;
+        }
         let started = Instant::now();
         let mut record = RequestRecord {
             at: Utc::now(),
-            method: Method::Get,
+            method,
             purpose: Purpose::Api,
             request: shown.to_string(),
             status: None,
@@ -241,7 +262,7 @@ impl Client {
             rate_limit_remaining: None,
             error: None,
         };
-        let outcome = self.send(url, shown, &token, &mut record).await;
+        let outcome = self.send(method, url, shown, body, &token, &mut record).await;
         record.duration_ms = started.elapsed().as_millis() as u64;
         record.error = match &outcome {
             Ok(_) => None,
@@ -256,9 +277,19 @@ impl Client {
     }
 
     /// One request and what its answer means.
-    async fn send(&self, url: &str, shown: &str, token: &str, record: &mut RequestRecord) -> Result<ApiResponse, AttemptError> {
+    async fn send(&self, method: Method, url: &str, shown: &str, body: Option<&Value>, token: &str, record: &mut RequestRecord) -> Result<ApiResponse, AttemptError> {
         let transient = |kind| AttemptError::Api(ApiError::Transient { path: shown.to_string(), kind });
-        let response = self.http.get(url).bearer_auth(token).send().await.map_err(|e| transient(transient_kind(&e)))?;
+        let verb = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        };
+        let mut request = self.http.request(verb, url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| transient(transient_kind(&e)))?;
         let status = response.status();
         record.status = Some(status.as_u16());
         let headers = response.headers().clone();
@@ -276,12 +307,14 @@ impl Client {
             let mut now = lock(&self.server_now);
             *now = Some(now.map_or(date, |n| n.max(date)));
         }
+        let resource_id = header_i64("resource-id");
         let body = response.bytes().await.map_err(|e| transient(transient_kind(&e)))?;
         let path = || shown.to_string();
         let fail = |e| Err(AttemptError::Api(e));
         match status {
+            s if s.is_success() && body.is_empty() && method.is_write() => Ok(ApiResponse { body: Value::Null, server_date, resource_id }),
             s if s.is_success() => match serde_json::from_slice::<Value>(&body) {
-                Ok(body) => Ok(ApiResponse { body, server_date }),
+                Ok(body) => Ok(ApiResponse { body, server_date, resource_id }),
                 // A cut-off page is a transport fault in disguise: worth another try.
                 Err(e) => Err(transient(TransientKind::BadBody(e.to_string()))),
             },
@@ -297,7 +330,7 @@ impl Client {
                 fail(ApiError::Moved { path: path(), location, status: status.as_u16() })
             }
             s if matches!(s.as_u16(), 500 | 502 | 503 | 504) => Err(transient(TransientKind::Server(s.as_u16()))),
-            s => fail(ApiError::Rejected { path: path(), status: s.as_u16(), message: error_message(&body) }),
+            s => fail(ApiError::Rejected { path: path(), status: s.as_u16(), message: error_message(&body), fields: field_errors(&body) }),
         }
     }
 }

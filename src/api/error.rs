@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::catalog::outbound::FailureReason;
+
 /// What the caller does about an error: decided here, once, for every failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -45,6 +47,17 @@ impl std::fmt::Display for TransientKind {
     }
 }
 
+/// What became of a write that did not answer with success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Certainly not applied, for this reason.
+    Refused(FailureReason),
+    /// Perhaps applied (a timeout, a dropped connection, a 5xx): look before writing again.
+    Unknown,
+    /// Never reached Help Scout (unreachable, or our own state): try again later.
+    NotSent,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{path}: {kind}")]
@@ -60,7 +73,7 @@ pub enum ApiError {
     #[error("{path} moved to {location} (HTTP {status})")]
     Moved { path: String, location: String, status: u16 },
     #[error("The API rejected {path} (HTTP {status}): {message}")]
-    Rejected { path: String, status: u16, message: String },
+    Rejected { path: String, status: u16, message: String, fields: Vec<(String, String)> },
     #[error("{path} kept failing after {attempts} attempts; last error: {last}")]
     GaveUp { path: String, attempts: u32, last: TransientKind },
     #[error("Cannot reach the Help Scout API at {endpoint} ({request}): {reason}. Check `base_url` / `token_url` and the network.")]
@@ -80,6 +93,31 @@ impl ApiError {
             ApiError::Forbidden { .. } => Action::Forbidden,
             ApiError::Rejected { .. } | ApiError::GaveUp { .. } | ApiError::Malformed { .. } => Action::FailTable,
             ApiError::Auth(_) | ApiError::Unreachable { .. } | ApiError::TokenStore { .. } => Action::FailRun,
+        }
+    }
+
+    /// What a failed write means for its record: decided here, once.
+    pub fn write_outcome(&self) -> WriteOutcome {
+        match self {
+            ApiError::Auth(_) => WriteOutcome::Refused(FailureReason::AuthenticationFailed),
+            ApiError::Throttled { .. } | ApiError::GaveUp { last: TransientKind::Server(429), .. } => WriteOutcome::Refused(FailureReason::RateLimitExceeded),
+            ApiError::Rejected { fields, message, .. } => {
+                let named = |part: &str| fields.iter().find(|(path, _)| path.to_lowercase().contains(part));
+                if named("email").is_some() {
+                    WriteOutcome::Refused(FailureReason::InvalidEmail)
+                } else if named("mailboxid").is_some() {
+                    WriteOutcome::Refused(FailureReason::MailboxNotFound)
+                } else if let Some((path, _)) = fields.iter().find(|(_, m)| m.contains("may not be empty") || m.contains("may not be null")) {
+                    WriteOutcome::Refused(FailureReason::RequiredFieldMissing(path.clone()))
+                } else {
+                    WriteOutcome::Refused(FailureReason::Rejected(message.clone()))
+                }
+            }
+            ApiError::NotFound { .. } => WriteOutcome::Refused(FailureReason::Rejected("not found (HTTP 404)".into())),
+            ApiError::Forbidden { .. } => WriteOutcome::Refused(FailureReason::Rejected("access denied (HTTP 403): the app's user may not write to this mailbox".into())),
+            ApiError::Moved { location, .. } => WriteOutcome::Refused(FailureReason::Rejected(format!("moved to {location}"))),
+            ApiError::Unreachable { .. } | ApiError::TokenStore { .. } => WriteOutcome::NotSent,
+            ApiError::Transient { .. } | ApiError::GaveUp { .. } | ApiError::Malformed { .. } => WriteOutcome::Unknown,
         }
     }
 
@@ -144,6 +182,32 @@ mod tests {
         }
         let moved = ApiError::Moved { path: path(), location: "http://h/v2/conversations/42/".into(), status: 301 };
         assert_eq!(moved.moved_to(), Some(42));
+    }
+
+    #[test]
+    fn each_failed_write_is_refused_unknown_or_not_sent() {
+        let path = || "/v2/conversations".to_string();
+        let rejected = |fields: &[(&str, &str)]| ApiError::Rejected {
+            path: path(),
+            status: 400,
+            message: "Bad request".into(),
+            fields: fields.iter().map(|(p, m)| (p.to_string(), m.to_string())).collect(),
+        };
+        let cases = [
+            (rejected(&[("customer.email", "must be a well-formed email address")]), WriteOutcome::Refused(FailureReason::InvalidEmail)),
+            (rejected(&[("mailboxId", "unknown mailbox")]), WriteOutcome::Refused(FailureReason::MailboxNotFound)),
+            (rejected(&[("subject", "may not be empty")]), WriteOutcome::Refused(FailureReason::RequiredFieldMissing("subject".into()))),
+            (rejected(&[("firstName", "size must be between 1 and 40")]), WriteOutcome::Refused(FailureReason::Rejected("Bad request".into()))),
+            (ApiError::Auth("no".into()), WriteOutcome::Refused(FailureReason::AuthenticationFailed)),
+            (ApiError::GaveUp { path: path(), attempts: 20, last: TransientKind::Server(429) }, WriteOutcome::Refused(FailureReason::RateLimitExceeded)),
+            (ApiError::Transient { path: path(), kind: TransientKind::Timeout }, WriteOutcome::Unknown),
+            (ApiError::Transient { path: path(), kind: TransientKind::Dropped }, WriteOutcome::Unknown),
+            (ApiError::Transient { path: path(), kind: TransientKind::Server(500) }, WriteOutcome::Unknown),
+            (ApiError::Unreachable { endpoint: "h:1".into(), request: "POST /".into(), reason: "x".into() }, WriteOutcome::NotSent),
+        ];
+        for (error, outcome) in cases {
+            assert_eq!(error.write_outcome(), outcome, "{error}");
+        }
     }
 
     #[test]

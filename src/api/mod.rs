@@ -10,5 +10,5 @@ pub mod transport;
 
 pub use auth::{Credentials, TokenStore};
 pub use client::{ApiResponse, Client, ClientConfig, Usage};
-pub use error::{Action, ApiError};
+pub use error::{Action, ApiError, WriteOutcome};
 pub use paging::{IdCollector, Listing, Page, PageSink};

@@ -58,6 +58,19 @@ pub fn error_message(body: &[u8]) -> String {
     message
 }
 
+/// The fields a validation error names: `(path, message)` from `_embedded.errors`.
+pub fn field_errors(body: &[u8]) -> Vec<(String, String)> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let Some(errors) = v.pointer("/_embedded/errors").and_then(Value::as_array) else { return Vec::new() };
+    errors
+        .iter()
+        .map(|e| {
+            let get = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            (get("path"), get("message"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

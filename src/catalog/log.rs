@@ -3,12 +3,14 @@
 //! of every event name; the store writes these, the views and pages read them.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened, in the log page's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
     TicketCreated,
+    /// A submission received again (a webhook firing twice, a double click): no second ticket.
+    DuplicateIgnored,
     ConversationUpdated,
     ConversationMerged,
     ConversationDeleted,
@@ -21,8 +23,9 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::TicketCreated,
+        EventType::DuplicateIgnored,
         EventType::ConversationUpdated,
         EventType::ConversationMerged,
         EventType::ConversationDeleted,
@@ -37,6 +40,7 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::TicketCreated => "Ticket Created",
+            EventType::DuplicateIgnored => "Duplicate Ignored",
             EventType::ConversationUpdated => "Conversation Updated",
             EventType::ConversationMerged => "Conversation Merged",
             EventType::ConversationDeleted => "Conversation Deleted",
@@ -55,7 +59,7 @@ impl EventType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
     Success,
     Failed,
@@ -173,6 +177,8 @@ pub struct RecordFailure {
 pub enum Method {
     Get,
     Post,
+    Put,
+    Patch,
 }
 
 impl Method {
@@ -180,7 +186,13 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
         }
+    }
+
+    pub fn is_write(self) -> bool {
+        !matches!(self, Method::Get)
     }
 }
 

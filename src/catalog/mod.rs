@@ -6,6 +6,7 @@
 
 pub mod join_keys;
 pub mod log;
+pub mod outbound;
 pub mod tables;
 pub mod types;
 

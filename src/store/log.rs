@@ -6,6 +6,7 @@ use duckdb::params;
 
 use super::ddl::{literal, quote_ident};
 use super::rows::Stage;
+use super::outbox::OutboundEvent;
 use super::{StoreError, Tx, db};
 use crate::catalog::log::{CONVERSATION_LINK_PREFIX, Direction, EventType, LogEvent, RecordFailure, RequestRecord, RetryTarget, Status};
 use crate::catalog::{Check, Field, Source, Table};
@@ -36,13 +37,18 @@ pub(super) const LOG_COLUMNS: &[(&str, &str)] = &[
     ("retry_target", "VARCHAR"),
     ("retried_at", "TIMESTAMPTZ"),
     ("retried_by", "VARCHAR"),
+    ("source_id", "VARCHAR"),
 ];
 
-/// Columns an event is written with (the id, and the retry marks later).
-const WRITTEN: std::ops::Range<usize> = 1..LOG_COLUMNS.len() - 2;
+/// Columns an extractor's event is written with (not the id, the retry marks or the source id
+/// of a To-HelpScout row).
+const WRITTEN: std::ops::Range<usize> = 1..LOG_COLUMNS.len() - 3;
 
 /// Columns added since the log was first created, for files an older version wrote.
-const ADDED_COLUMNS: &[&str] = &["retried_by"];
+const ADDED_COLUMNS: &[&str] = &["retried_by", "source_id"];
+
+/// How far each outbox's log rows have been copied into this file.
+const OUTBOX_MARKS: &str = "helpscout_outbox_marks";
 
 const REQUESTS_DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS helpscout_api_requests (
@@ -61,7 +67,11 @@ CREATE TABLE IF NOT EXISTS helpscout_api_requests (
 
 fn log_ddl() -> String {
     let columns: Vec<String> = LOG_COLUMNS.iter().map(|(name, ty)| format!("  {} {ty}", quote_ident(name))).collect();
-    format!("CREATE SEQUENCE IF NOT EXISTS helpscout_log_seq;\nCREATE TABLE IF NOT EXISTS {LOG_TABLE} (\n{}\n);\n{REQUESTS_DDL}", columns.join(",\n"))
+    format!(
+        "CREATE SEQUENCE IF NOT EXISTS helpscout_log_seq;\nCREATE TABLE IF NOT EXISTS {LOG_TABLE} (\n{}\n);\n{REQUESTS_DDL}\n\
+         CREATE TABLE IF NOT EXISTS {OUTBOX_MARKS} (outbox_id VARCHAR PRIMARY KEY, version BIGINT NOT NULL);\n",
+        columns.join(",\n")
+    )
 }
 
 fn written_columns() -> String {
@@ -141,6 +151,66 @@ impl Tx<'_> {
             ])
             .map_err(db(doing))?;
         }
+        Ok(())
+    }
+
+    /// How far the outbox `outbox_id`'s log rows are copied into this file.
+    pub fn outbox_mark(&self, outbox_id: &str) -> Result<i64, StoreError> {
+        let doing = "reading the outbox mark";
+        let mark: Option<i64> = self
+            .conn
+            .query_row(&format!("SELECT version FROM {OUTBOX_MARKS} WHERE outbox_id = ?"), [outbox_id], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if matches!(e, duckdb::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })
+            .map_err(db(doing))?;
+        Ok(mark.unwrap_or(0))
+    }
+
+    /// Copies To-HelpScout log rows (each replacing the row of the same source id) and moves
+    /// the outbox's mark to `version`, in this one transaction: a crash copies them again,
+    /// onto the same rows.
+    pub fn apply_outbound(&self, outbox_id: &str, events: &[OutboundEvent], version: i64) -> Result<(), StoreError> {
+        let doing = "copying the outbox's events into the integration log";
+        let url = conversation_url_sql("?::BIGINT", "?::BIGINT");
+        let update = format!(
+            "UPDATE {LOG_TABLE} SET \"timestamp\" = make_timestamp(?::BIGINT)::TIMESTAMPTZ, event_type = ?, customer_email = ?, conversation_id = ?, \
+             conversation_number = ?, conversation_url = {url}, status = ?, details = ?, error_message = ?, http_status = ?, request = ?, attempt = ?, \
+             retry_target = ?, retried_at = CASE WHEN ?::VARCHAR IS NULL THEN NULL ELSE now() END, retried_by = ? WHERE source_id = ?"
+        );
+        let insert = format!(
+            "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, \
+             details, error_message, http_status, request, attempt, retry_target, retried_at, retried_by, source_id) \
+             VALUES (make_timestamp(?::BIGINT)::TIMESTAMPTZ, ?, ?, ?, ?, {url}, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ?::VARCHAR IS NULL THEN NULL ELSE now() END, ?, ?)"
+        );
+        let mut update = self.conn.prepare(&update).map_err(db(doing))?;
+        let mut insert = self.conn.prepare(&insert).map_err(db(doing))?;
+        for e in events {
+            let target = e.retryable.then(|| serde_json::json!({ "outbound": e.source_id }).to_string());
+            let (ts, ty, status) = (e.timestamp.timestamp_micros(), e.event_type.as_str(), e.status.as_str());
+            // Retried marks only on a success after a retry: a new failure is retryable again.
+            let retried_by = e.retried_by.as_deref().filter(|_| e.status == Status::Success);
+            let changed = update
+                .execute(params![
+                    ts, ty, e.customer_email, e.conversation_id, e.conversation_number, e.conversation_id, e.conversation_id, e.conversation_number,
+                    status, e.details, e.error_message, e.http_status, e.request, e.attempt, target, retried_by, retried_by, e.source_id
+                ])
+                .map_err(db(doing))?;
+            if changed == 0 {
+                insert
+                    .execute(params![
+                        ts, ty, e.customer_email, e.conversation_id, e.conversation_number, e.conversation_id, e.conversation_id, e.conversation_number,
+                        status, Direction::ToHelpScout.as_str(), e.details, e.error_message, e.http_status, e.request, e.attempt, target, retried_by,
+                        retried_by, e.source_id
+                    ])
+                    .map_err(db(doing))?;
+            }
+        }
+        self.conn
+            .execute(
+                &format!("INSERT INTO {OUTBOX_MARKS} VALUES (?, ?) ON CONFLICT (outbox_id) DO UPDATE SET version = excluded.version"),
+                params![outbox_id, version],
+            )
+            .map_err(db(doing))?;
         Ok(())
     }
 

@@ -37,6 +37,8 @@ pub struct LogRow {
     pub retry_target: Option<String>,
     pub retried_at: Option<String>,
     pub retried_by: Option<String>,
+    /// The business's record a To-HelpScout row is about (`forms/contact/{id}`, `customers/…`).
+    pub source_id: Option<String>,
 }
 
 impl LogRow {
@@ -106,7 +108,8 @@ fn row(r: &duckdb::Row<'_>) -> duckdb::Result<LogRow> {
         retry_target: r.get(17)?,
         retried_at: r.get(18)?,
         retried_by: r.get(19)?,
-        micros: r.get(20)?,
+        source_id: r.get(20)?,
+        micros: r.get(21)?,
     })
 }
 

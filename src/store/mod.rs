@@ -12,6 +12,7 @@ pub mod grid;
 mod log;
 mod log_page;
 mod log_query;
+mod outbox;
 mod outputs;
 mod parquet;
 mod reports;
@@ -27,6 +28,7 @@ pub use ddl::{duckdb_type, quote_ident};
 pub use grid::{Cell, Grid};
 pub use log_page::{FailureGroup, HourOutcome, LogRow};
 pub use log_query::{Cursor, LogFilter, PendingRetry, Summary};
+pub use outbox::{DeliveryState, OutboundEvent, Outbox, OutboxCounts, Queue, Queued, Received, submission_source_id};
 pub use outputs::{Outputs, RunLock};
 pub use parquet::{DATA_FILE, ParquetFolder, partition_key};
 pub use reports::{HappinessBy, UsageBy};
@@ -58,6 +60,8 @@ pub enum StoreError {
     AlreadyRunning { path: String, lock: String },
     #[error("Cannot create the state folder {path}: {reason}; choose a writable `output.dir`.")]
     StateDir { path: String, reason: String },
+    #[error("The outbox {path} cannot be used: {reason}; check that the state folder is writable and on a local disk.")]
+    Outbox { path: String, reason: String },
     #[error("The view {view} is not installed in {path}: {reason}")]
     ViewMissing { view: String, path: String, reason: String },
 }

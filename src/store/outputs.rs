@@ -30,6 +30,20 @@ impl Outputs {
         self.state_dir().join("refresh-token.json")
     }
 
+    /// The outbox of the To-HelpScout direction (submissions and customer records on their way).
+    pub fn outbox(&self) -> PathBuf {
+        self.state_dir().join("outbox.sqlite")
+    }
+
+    /// Takes the delivery lock: one process sends the outbox at a time (`serve` or `push`).
+    pub fn delivery_lock(&self) -> Result<Option<RunLock>, StoreError> {
+        let state_dir = self.state_dir();
+        std::fs::create_dir_all(&state_dir).map_err(|e| StoreError::StateDir { path: state_dir.display().to_string(), reason: e.to_string() })?;
+        let path = state_dir.join("deliver.lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| StoreError::StateDir { path: path.display().to_string(), reason: e.to_string() })?;
+        Ok(file.try_lock().ok().map(|()| RunLock(file)))
+    }
+
     /// Takes the outputs' exclusive lock: one writer (sync, retry, reset) at a time.
     pub fn lock(&self) -> Result<RunLock, StoreError> {
         let state_dir = self.state_dir();
