@@ -65,7 +65,7 @@ fn main() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     rt.block_on(async move {
-        let server = web::bind(ServeConfig { outputs: outputs.clone(), sync: None, listen: "127.0.0.1:0".parse().unwrap() }).await.expect("the page starts");
+        let server = web::bind(ServeConfig { outputs: outputs.clone(), sync: None, push: Default::default(), listen: "127.0.0.1:0".parse().unwrap() }).await.expect("the page starts");
         let base = format!("http://{}", server.addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run_until(async move {

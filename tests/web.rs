@@ -25,7 +25,7 @@ struct Served {
 
 impl Served {
     async fn start(settings: &Settings) -> Served {
-        let config = ServeConfig { outputs: settings.outputs.clone(), sync: Some(settings.sync.clone()), listen: "127.0.0.1:0".parse().unwrap() };
+        let config = ServeConfig { outputs: settings.outputs.clone(), sync: Some(settings.sync.clone()), push: Default::default(), listen: "127.0.0.1:0".parse().unwrap() };
         let server = web::bind(config).await.expect("the page starts");
         let addr = server.addr();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -387,7 +387,7 @@ async fn an_administrators_retry_is_logged_with_who_asked_and_waits_for_a_runnin
 async fn the_page_does_not_start_while_no_one_could_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let outputs = helpscout_etl::store::Outputs::under(dir.path());
-    let config = ServeConfig { outputs, sync: None, listen: "127.0.0.1:0".parse().unwrap() };
+    let config = ServeConfig { outputs, sync: None, push: Default::default(), listen: "127.0.0.1:0".parse().unwrap() };
     let err = web::bind(config).await.err().expect("no users");
     assert!(matches!(err, ServeError::NoUsers));
     assert!(err.to_string().contains("helpscout-etl users add NAME --role administrator"), "{err}");

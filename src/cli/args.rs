@@ -28,6 +28,9 @@ pub enum Command {
     Log(LogArgs),
     /// Re-attempt failed events (a table, a conversation or a customer whose sync failed).
     Retry(RetryArgs),
+    /// To HelpScout: queue form submissions or customer records from a file (JSON Lines or
+    /// CSV) and deliver everything queued, each exactly once. Without a file: deliver the queue.
+    Push(PushArgs),
     /// Install (or reinstall) the bundled SQL views into an existing DuckDB file.
     Views(OutputArgs),
     /// Print a bundled report: happiness, health (exits 4 below 95 %), api-usage.
@@ -217,6 +220,30 @@ pub struct LogArgs {
     pub output: OutputArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PushKind {
+    /// Contact-form submissions: email, name, subject, message, optional submission_id, any other fields.
+    Forms,
+    /// Customer records: email, first_name, last_name, job_title, organization, location, background.
+    Customers,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PushArgs {
+    #[arg(value_enum)]
+    pub kind: Option<PushKind>,
+    /// The file (JSON Lines, one object a line, or CSV with a header row).
+    pub file: Option<PathBuf>,
+    /// The form the submissions came from (default: the only configured form).
+    #[arg(long)]
+    pub form: Option<String>,
+    /// The mailbox id for this run's form, instead of the configured one.
+    #[arg(long)]
+    pub mailbox: Option<i64>,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct RetryArgs {
     #[command(flatten)]
@@ -224,6 +251,12 @@ pub struct RetryArgs {
     /// Only this event (its `event_id`).
     #[arg(long)]
     pub event: Option<i64>,
+    /// A To-HelpScout failure: the corrected customer email to send it with.
+    #[arg(long, requires = "event")]
+    pub email: Option<String>,
+    /// A To-HelpScout failure: the corrected customer name to send it with.
+    #[arg(long, requires = "event")]
+    pub name: Option<String>,
     #[command(flatten)]
     pub sync: SyncArgs,
 }

@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::api::{ClientConfig, Credentials, TokenStore};
 use crate::catalog::{self, Table};
+use crate::deliver::{FormSettings, PushSettings};
 use crate::extract::{Method, SyncSettings, TableChoice};
 use crate::store::Outputs;
 
@@ -32,6 +33,10 @@ pub enum ConfigError {
     UnknownTable { name: String, known: String },
     #[error("Table {table} has no column {name:?}; its columns are {known}.")]
     UnknownColumn { table: String, name: String, known: String },
+    #[error("Form {form:?} has no mailbox: set `mailbox = ID` under [forms.{form}] (the ids are in the mailboxes table), or pass --mailbox.")]
+    NoMailbox { form: String },
+    #[error("The secret of form {form:?} is too short: use at least 16 random characters (set {var}).")]
+    WeakSecret { form: String, var: String },
     #[error("`{key}` must be {expected}, not {value:?}.")]
     BadValue { key: String, expected: &'static str, value: String },
 }
@@ -53,6 +58,39 @@ pub struct FileConfig {
     pub sync: SyncSection,
     #[serde(default)]
     pub tables: BTreeMap<String, TableSection>,
+    /// Contact forms whose submissions become tickets.
+    #[serde(default)]
+    pub forms: BTreeMap<String, FormSection>,
+    #[serde(default)]
+    pub push: PushSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormSection {
+    /// The poster's shared secret (better: the environment variable HELPSCOUT_FORM_<NAME>_SECRET).
+    pub secret: Option<String>,
+    /// The mailbox its tickets go to.
+    pub mailbox: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub imported: bool,
+    #[serde(default)]
+    pub auto_reply: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSection {
+    /// How close the same content without an id counts as one submission (default 600).
+    pub duplicate_window_secs: Option<u64>,
+    /// How long after an unanswered attempt its ticket is looked for (default 30).
+    pub recheck_secs: Option<f64>,
+    /// Attempts before a record fails as unanswered (default 8).
+    pub max_attempts: Option<u32>,
+    /// What `POST /customers` posters must show (better: HELPSCOUT_CUSTOMERS_SECRET).
+    pub customers_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +208,51 @@ fn read_optional(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
 /// Settings from the file named on the command line, the process environment and flags.
 pub fn load(config: Option<&Path>, overrides: &Overrides) -> Result<Settings, ConfigError> {
     resolve(read_optional(config)?, &|k| std::env::var(k).ok(), overrides)
+}
+
+/// The forms and delivery timing (no credentials needed: `serve` takes posts without them).
+pub fn load_push(config: Option<&Path>, mailbox_override: Option<(&str, i64)>) -> Result<PushSettings, ConfigError> {
+    resolve_push(&read_optional(config)?, &|k| std::env::var(k).ok(), mailbox_override)
+}
+
+/// Forms: file < environment (secrets); a `--mailbox` flag for one form.
+pub fn resolve_push(file: &FileConfig, env: &dyn Fn(&str) -> Option<String>, mailbox_override: Option<(&str, i64)>) -> Result<PushSettings, ConfigError> {
+    let mut push = PushSettings::default();
+    for (name, section) in &file.forms {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(bad(&format!("forms.{name}"), "a form name of letters, digits, '-' or '_'", name));
+        }
+        let var = format!("HELPSCOUT_FORM_{}_SECRET", name.to_ascii_uppercase().replace('-', "_"));
+        let secret = env(&var).filter(|v| !v.is_empty()).or_else(|| section.secret.clone());
+        if let Some(secret) = &secret
+            && secret.len() < 16
+        {
+            return Err(ConfigError::WeakSecret { form: name.clone(), var });
+        }
+        let mailbox = mailbox_override.filter(|(form, _)| form == name).map(|(_, id)| id).or(section.mailbox);
+        let Some(mailbox_id) = mailbox else {
+            return Err(ConfigError::NoMailbox { form: name.clone() });
+        };
+        push.forms.insert(name.clone(), FormSettings { name: name.clone(), secret, mailbox_id, tags: section.tags.clone(), imported: section.imported, auto_reply: section.auto_reply });
+    }
+    let var = "HELPSCOUT_CUSTOMERS_SECRET";
+    push.customers_secret = env(var).filter(|v| !v.is_empty()).or_else(|| file.push.customers_secret.clone());
+    if push.customers_secret.as_ref().is_some_and(|s| s.len() < 16) {
+        return Err(ConfigError::WeakSecret { form: "customers".into(), var: var.into() });
+    }
+    if let Some(secs) = file.push.duplicate_window_secs {
+        push.duplicate_window = Duration::from_secs(secs);
+    }
+    if let Some(secs) = file.push.recheck_secs {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(bad("push.recheck_secs", "a number of seconds", secs));
+        }
+        push.recheck_after = Duration::from_secs_f64(secs);
+    }
+    if let Some(n) = file.push.max_attempts {
+        push.max_attempts = n.max(1);
+    }
+    Ok(push)
 }
 
 /// Where the outputs are, for commands that only read or reset them (no credentials needed).

@@ -64,6 +64,7 @@ async fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<Exit>
         Command::Users(args) => commands::users::run(&args, out),
         Command::Log(args) => commands::log::run(&args, out),
         Command::Retry(args) => commands::log::retry(&args, out).await,
+        Command::Push(args) => commands::push::run(&args, out).await,
         Command::Report(args) => commands::report::run(&args, out),
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => {

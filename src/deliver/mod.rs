@@ -51,6 +51,53 @@ pub struct DeliveryReport {
     pub logged: u64,
     /// Another process holds the delivery lock and sends the outbox itself.
     pub delivered_elsewhere: bool,
+    /// The DuckDB file stayed busy: log rows wait in the outbox for the next copy.
+    pub log_waiting: bool,
+}
+
+/// Wakes the background delivery (a new record) or stops it.
+#[derive(Default)]
+pub struct Waker {
+    notify: tokio::sync::Notify,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Waker {
+    pub fn notify_one(&self) {
+        self.notify.notify_one();
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+}
+
+/// Delivers in the background until stopped (what `serve` runs beside its pages): at once when
+/// woken, else every `settings.poll`. Without credentials it only copies the log rows.
+pub fn spawn_background(outputs: Outputs, client: Option<crate::api::ClientConfig>, settings: PushSettings, waker: Arc<Waker>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime for the delivery");
+        runtime.block_on(async move {
+            let client = client.and_then(|c| Client::new(c).map_err(|e| tracing::error!(error = %e, "delivery cannot reach Help Scout")).ok());
+            while !waker.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let outcome = match &client {
+                    Some(client) => match Delivery::new(&outputs, client.clone(), &settings) {
+                        Ok(delivery) => delivery.run(Duration::from_secs(2)).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    None => Outbox::open(outputs.outbox()).map_err(DeliverError::from).and_then(|o| mirror(&outputs, &o, Duration::from_secs(2)).map(|_| ()).map_err(DeliverError::from)),
+                };
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, "a delivery round failed; the next one tries again");
+                }
+                tokio::select! {
+                    _ = waker.notify.notified() => {}
+                    _ = tokio::time::sleep(settings.poll) => {}
+                }
+            }
+        });
+    })
 }
 
 /// A To-HelpScout log row about `source_id`.
@@ -149,15 +196,15 @@ impl<'a> Delivery<'a> {
     pub async fn run(mut self, mirror_wait: Duration) -> Result<DeliveryReport, DeliverError> {
         let Some(_lock) = self.outputs.delivery_lock()? else {
             self.report.delivered_elsewhere = true;
-            self.report.logged = mirror(self.outputs, &self.outbox, mirror_wait)?;
+            self.mirror(mirror_wait);
             return Ok(self.report);
         };
-        self.report.logged += mirror(self.outputs, &self.outbox, mirror_wait)?;
+        self.mirror(mirror_wait);
         // Passes until nothing is due now: a record whose answer was lost is due again once its
         // recheck time comes, within this run when that is immediate.
         for _ in 0..=self.settings.max_attempts {
             let sent = self.pass().await?;
-            self.report.logged += mirror(self.outputs, &self.outbox, mirror_wait)?;
+            self.mirror(mirror_wait);
             if sent == 0 || self.report.stopped.is_some() {
                 break;
             }
@@ -165,6 +212,18 @@ impl<'a> Delivery<'a> {
         let (subs, custs) = (self.outbox.counts(Queue::Submissions)?, self.outbox.counts(Queue::CustomerRecords)?);
         self.report.waiting = subs.queued + subs.sending + custs.queued + custs.sending;
         Ok(self.report)
+    }
+
+    /// Copies the log rows; a DuckDB file held too long leaves them in the outbox for the next
+    /// copy (nothing is lost, the log is only late).
+    fn mirror(&mut self, wait: Duration) {
+        match mirror(self.outputs, &self.outbox, wait) {
+            Ok(n) => self.report.logged += n,
+            Err(e) => {
+                tracing::warn!(error = %e, "the log rows wait in the outbox for the DuckDB file");
+                self.report.log_waiting = true;
+            }
+        }
     }
 
     /// One pass over the due records; returns how many were attempted.
@@ -405,16 +464,16 @@ pub struct Correction {
     pub name: Option<String>,
 }
 
-/// Puts failed records back in the queue (corrected), then delivers. The marker stays the
-/// same, so a retry cannot make a second ticket either.
-pub async fn retry(outputs: &Outputs, client: Arc<Client>, settings: &PushSettings, source_ids: &[String], correction: &Correction, asked_by: Option<&str>) -> Result<DeliveryReport, DeliverError> {
-    let mut outbox = Outbox::open(outputs.outbox())?;
+/// Puts failed records back in the queue (corrected), keeping their marker, so a retry cannot
+/// make a second ticket either. Returns how many were failed and are queued again.
+pub fn requeue(outbox: &mut Outbox, source_ids: &[String], correction: &Correction, asked_by: Option<&str>) -> Result<usize, DeliverError> {
+    let who = asked_by.unwrap_or("the command line");
+    let mut queued = 0;
     for source_id in source_ids {
-        let who = asked_by.unwrap_or("the command line");
-        match Queue::of(source_id) {
+        let again = match Queue::of(source_id) {
             Queue::Submissions => {
                 let Some(item) = outbox.get::<Submission>(source_id)? else { continue };
-                let mut s = item.record.clone();
+                let mut s = item.record;
                 if let Some(email) = &correction.email {
                     s.email = email.trim().into();
                 }
@@ -423,11 +482,11 @@ pub async fn retry(outputs: &Outputs, client: Arc<Client>, settings: &PushSettin
                 }
                 let mut e = event(source_id, EventType::TicketCreated, Status::Pending, Some(&s.email), format!("{} — retry asked by {who}", received_details(&s)));
                 e.retried_by = asked_by.map(str::to_string);
-                outbox.requeue(source_id, Some(&s), asked_by, &e)?;
+                outbox.requeue(source_id, Some(&s), asked_by, &e)?
             }
             Queue::CustomerRecords => {
                 let Some(item) = outbox.get::<CustomerRecord>(source_id)? else { continue };
-                let mut c = item.record.clone();
+                let mut c = item.record;
                 if let Some(email) = &correction.email {
                     c.email = email.trim().into();
                 }
@@ -438,10 +497,16 @@ pub async fn retry(outputs: &Outputs, client: Arc<Client>, settings: &PushSettin
                 }
                 let mut e = event(source_id, EventType::CustomerSynced, Status::Pending, Some(&c.email), format!("Customer record — retry asked by {who}"));
                 e.retried_by = asked_by.map(str::to_string);
-                outbox.requeue(source_id, Some(&c), asked_by, &e)?;
+                outbox.requeue(source_id, Some(&c), asked_by, &e)?
             }
-        }
+        };
+        queued += usize::from(again);
     }
-    drop(outbox);
+    Ok(queued)
+}
+
+/// Requeues failed records, then delivers.
+pub async fn retry(outputs: &Outputs, client: Arc<Client>, settings: &PushSettings, source_ids: &[String], correction: &Correction, asked_by: Option<&str>) -> Result<DeliveryReport, DeliverError> {
+    requeue(&mut Outbox::open(outputs.outbox())?, source_ids, correction, asked_by)?;
     Delivery::new(outputs, client, settings)?.run(Duration::from_secs(30)).await
 }

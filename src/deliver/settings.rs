@@ -30,6 +30,8 @@ pub struct PushSettings {
     pub max_attempts: u32,
     /// How often `serve` looks for due records when nothing wakes it.
     pub poll: Duration,
+    /// What `POST /customers` posters must show (None: the endpoint is off).
+    pub customers_secret: Option<String>,
 }
 
 impl Default for PushSettings {
@@ -40,6 +42,7 @@ impl Default for PushSettings {
             recheck_after: Duration::from_secs(30),
             max_attempts: 8,
             poll: Duration::from_secs(5),
+            customers_secret: None,
         }
     }
 }

@@ -101,6 +101,8 @@ impl LogFilter {
                 Ok(n) => w.push("(conversation_id = ? OR conversation_number = ?)", [DbValue::BigInt(n), DbValue::BigInt(n)]),
                 // A conversation's link, pasted.
                 Err(_) if search.starts_with("http") => w.push("conversation_url = ?", [DbValue::Text(search.to_string())]),
+                // A submission's or customer record's id as the log shows it (`forms/contact/…`).
+                Err(_) if search.starts_with("forms/") || search.starts_with("customers/") => w.push("source_id = ?", [DbValue::Text(search.to_string())]),
                 // ILIKE is much faster without an ESCAPE clause, needed only for `%`, `_`, `\`.
                 Err(_) if !search.contains(['%', '_', '\\']) => w.push("customer_email ILIKE ?", [DbValue::Text(format!("%{search}%"))]),
                 Err(_) => w.push("customer_email ILIKE ? ESCAPE '\\'", [DbValue::Text(format!("%{}%", like_escaped(search)))]),
@@ -207,7 +209,7 @@ impl Reader {
     }
 
     /// Failed events among the matching ones that carry a retry target and were not retried.
-    pub fn pending_retries(&self, filter: &LogFilter) -> Result<Vec<PendingRetry>, StoreError> {
+    fn failed_targets(&self, filter: &LogFilter) -> Result<Vec<(i64, String, Value)>, StoreError> {
         let doing = "reading the failed events";
         let mut w = filter.to_sql();
         w.push(&format!("status = '{}' AND retry_target IS NOT NULL AND retried_at IS NULL", Status::Failed.as_str()), []);
@@ -218,15 +220,25 @@ impl Reader {
             .map_err(db(doing))?
             .collect::<Result<_, _>>()
             .map_err(db(doing))?;
-        Ok(rows
+        Ok(rows.into_iter().filter_map(|(id, ty, target)| Some((id, ty, serde_json::from_str(&target).ok()?))).collect())
+    }
+
+    /// Failed From-HelpScout events a retry re-fetches (a table, or one record of it).
+    pub fn pending_retries(&self, filter: &LogFilter) -> Result<Vec<PendingRetry>, StoreError> {
+        Ok(self
+            .failed_targets(filter)?
             .into_iter()
             .filter_map(|(event_id, event_type, target)| {
-                let target: Value = serde_json::from_str(&target).ok()?;
                 let table = catalog::by_name(target.get("table")?.as_str()?)?;
                 let id = target.get("id").and_then(Value::as_i64);
                 Some(PendingRetry { event_id, event_type: EventType::parse(&event_type).unwrap_or(EventType::Error), target: RetryTarget { table, id } })
             })
             .collect())
+    }
+
+    /// Failed To-HelpScout events a retry sends again: their source ids.
+    pub fn pending_outbound_retries(&self, filter: &LogFilter) -> Result<Vec<String>, StoreError> {
+        Ok(self.failed_targets(filter)?.into_iter().filter_map(|(_, _, target)| Some(target.get("outbound")?.as_str()?.to_string())).collect())
     }
 }
 

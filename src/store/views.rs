@@ -30,6 +30,7 @@ pub const VIEWS: &[(&str, &str)] = &[
     ("050_threads_enriched.sql", include_str!("../../sql/050_threads_enriched.sql")),
     ("060_conversations_enriched.sql", include_str!("../../sql/060_conversations_enriched.sql")),
     ("061_conversation_custom_fields.sql", include_str!("../../sql/061_conversation_custom_fields.sql")),
+    ("070_form_duplicates.sql", include_str!("../../sql/070_form_duplicates.sql")),
 ];
 
 /// One row per view file: whether the last install put it in, and why not.

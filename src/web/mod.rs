@@ -9,6 +9,7 @@ mod chart;
 mod export;
 mod filters;
 mod html;
+mod intake;
 mod pages;
 mod retry;
 mod session;
@@ -24,16 +25,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::html;
 
+use crate::deliver::{PushSettings, Waker};
 use crate::extract::SyncSettings;
-use crate::store::{Outputs, Reader, StoreError, Warehouse};
+use crate::store::{Outbox, Outputs, Reader, StoreError, Warehouse};
+pub use intake::signature;
 pub use users::{Role, UserStore, UsersError};
 
 /// What `serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub outputs: Outputs,
-    /// How to reach Help Scout, for retries (None: retries say what is missing).
+    /// How to reach Help Scout, for retries and deliveries (None: retries say what is missing,
+    /// and the intake queues what it takes).
     pub sync: Option<SyncSettings>,
+    /// The forms the intake takes, and how deliveries are timed.
+    pub push: PushSettings,
     pub listen: SocketAddr,
 }
 
@@ -48,6 +54,11 @@ pub(crate) struct AppState {
     pub users: UserStore,
     pub sessions: session::Sessions,
     pub throttle: session::Throttle,
+    pub push: PushSettings,
+    /// The outbox the intake writes (one connection; each write is one fsynced transaction).
+    pub outbox: std::sync::Mutex<Outbox>,
+    /// Wakes the background delivery.
+    pub wake: Arc<Waker>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +69,8 @@ pub enum ServeError {
     Listen { addr: SocketAddr, reason: String },
     #[error(transparent)]
     Users(#[from] UsersError),
+    #[error(transparent)]
+    Outbox(#[from] StoreError),
 }
 
 /// Why a request could not be answered, as the page says it.
@@ -157,6 +170,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/users/remove", post(pages::remove_user))
         .route("/export", get(export::export))
         .route("/assets/style.css", get(style))
+        .route("/forms/{form}", post(intake::form).layer(axum::extract::DefaultBodyLimit::max(intake::MAX_BODY)))
+        .route("/customers", post(intake::customer).layer(axum::extract::DefaultBodyLimit::max(intake::MAX_BODY)))
         .layer(axum::middleware::from_fn(secure_headers))
         .with_state(state)
 }
@@ -176,7 +191,17 @@ pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| ServeError::Listen { addr: config.listen, reason: e.to_string() })?;
     let addr = listener.local_addr().map_err(|e| ServeError::Listen { addr: config.listen, reason: e.to_string() })?;
-    let state = Arc::new(AppState { outputs: config.outputs, sync: config.sync, users, sessions: Default::default(), throttle: Default::default() });
+    let outbox = std::sync::Mutex::new(Outbox::open(config.outputs.outbox())?);
+    let state = Arc::new(AppState {
+        outputs: config.outputs,
+        sync: config.sync,
+        users,
+        sessions: Default::default(),
+        throttle: Default::default(),
+        push: config.push,
+        outbox,
+        wake: Arc::new(Waker::default()),
+    });
     Ok(Server { listener, addr, state })
 }
 
@@ -187,8 +212,12 @@ impl Server {
 
     /// Serves until `stop` completes.
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let state = self.state.clone();
+        crate::deliver::spawn_background(state.outputs.clone(), state.sync.as_ref().map(|s| s.client.clone()), state.push.clone(), state.wake.clone());
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app).with_graceful_shutdown(stop).await.map_err(|e| ServeError::Listen { addr: self.addr, reason: e.to_string() })
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(stop).await.map_err(|e| ServeError::Listen { addr: self.addr, reason: e.to_string() });
+        state.wake.stop();
+        served
     }
 
     /// Serves until the process is asked to stop (Ctrl-C or SIGTERM).

@@ -30,6 +30,9 @@ pub(crate) struct RetryForm {
     /// The error message of a group.
     group: Option<String>,
     all: Option<String>,
+    /// Corrections for one To-HelpScout failure.
+    email: Option<String>,
+    name: Option<String>,
 }
 
 /// What became of a retry by the time the page answers.
@@ -56,12 +59,40 @@ pub(crate) async fn retry(State(state): State<Arc<AppState>>, Signed(viewer): Si
         (None, Some(message), _) => filter.error_message = Some(message.clone()),
         (None, None, None) => return Err(PageError::BadRequest("Say what to retry: an event, a group or all failures of a view.".into())),
     }
+    // To HelpScout: back into the outbox (corrected), for the background delivery.
+    let outbound_filter = filter.clone();
+    let outbound = state.read(move |r| r.pending_outbound_retries(&outbound_filter)).await?;
+    let requeued = if outbound.is_empty() {
+        None
+    } else {
+        let correction = crate::deliver::Correction {
+            email: f.email.clone().filter(|v| !v.trim().is_empty() && f.event.is_some()),
+            name: f.name.clone().filter(|v| !v.trim().is_empty() && f.event.is_some()),
+        };
+        let app = state.clone();
+        let who = viewer.name.clone();
+        let n = tokio::task::spawn_blocking(move || {
+            let mut outbox = app.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            crate::deliver::requeue(&mut outbox, &outbound, &correction, Some(&who))
+        })
+        .await
+        .map_err(|e| PageError::Internal(format!("the retry stopped: {e}")))?
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+        state.wake.notify_one();
+        Some(n)
+    };
+    let requeued_notice = requeued.map(|n| {
+        html! { (html::notice("info", &format!("{n} To-HelpScout record(s) queued again with the same marker (so no second ticket can come of it); the outcome appears in the log in a moment."))) }
+    });
     let Some(sync) = state.sync.clone() else {
+        if let Some(notice) = requeued_notice {
+            return Ok(result_page(&viewer, notice));
+        }
         return Ok(result_page(&viewer, html! { (html::notice("error", "Retrying needs the Help Scout credentials, which this server was started without: set HELPSCOUT_CLIENT_ID and HELPSCOUT_CLIENT_SECRET (or [helpscout] in the configuration file) and start `helpscout-etl serve` again.")) }));
     };
     let pending = state.read(move |r| r.pending_retries(&filter)).await?;
     if pending.is_empty() {
-        return Ok(result_page(&viewer, html! { (html::notice("info", "Nothing to retry: these failures were retried already or carry no retry target.")) }));
+        return Ok(result_page(&viewer, requeued_notice.unwrap_or_else(|| html! { (html::notice("info", "Nothing to retry: these failures were retried already or carry no retry target.")) })));
     }
     let (tell, told) = oneshot::channel();
     let outputs = state.outputs.clone();
@@ -96,7 +127,7 @@ pub(crate) async fn retry(State(state): State<Arc<AppState>>, Signed(viewer): Si
         Ok(Outcome::Done(Err(e))) => html! { (html::notice("error", &format!("The retry could not run: {e}"))) },
         Err(_) => html! { (html::notice("error", "The retry stopped unexpectedly; see the server's log.")) },
     };
-    Ok(result_page(&viewer, body))
+    Ok(result_page(&viewer, html! { @if let Some(n) = requeued_notice { (n) } (body) }))
 }
 
 fn outcomes(events: &[LogEvent]) -> Markup {

@@ -85,7 +85,7 @@ Loaded into {db} and {parquet}/. Try:
         let password: String = rand::random::<[u8; 9]>().iter().map(|b| format!("{b:02x}")).collect();
         web::user_store(&settings.outputs).add(DEMO_USER, Role::Administrator, &password)?;
         writeln!(out, "4. The HelpScout Log page: sign in as {DEMO_USER} with the one-time password {password}")?;
-        let config = ServeConfig { outputs: settings.outputs.clone(), sync: Some(settings.sync.clone()), listen: args.listen };
+        let config = ServeConfig { outputs: settings.outputs.clone(), sync: Some(settings.sync.clone()), push: Default::default(), listen: args.listen };
         let served = serve(config, out).await;
         sim.stop().await;
         served?;

@@ -11,7 +11,7 @@ use crate::cli::config::{self, parse_time};
 use crate::cli::exit::Exit;
 use crate::catalog::log::Status;
 use crate::cli::render;
-use crate::extract;
+use crate::{deliver, extract};
 use crate::store::{Cell, Grid, LogFilter, Warehouse};
 
 fn time_flag(value: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -111,18 +111,38 @@ pub async fn retry(args: &RetryArgs, out: &mut dyn Write) -> anyhow::Result<Exit
     let settings = config::load(args.sync.output.config.as_deref(), &args.sync.overrides())?;
     let mut filter = filter(&args.filters, Utc::now())?;
     filter.event_id = args.event;
-    let pending = Warehouse::new(&settings.outputs.duckdb).read()?.pending_retries(&filter)?;
-    if pending.is_empty() {
+    let reader = Warehouse::new(&settings.outputs.duckdb).read()?;
+    let pending = reader.pending_retries(&filter)?;
+    let outbound = reader.pending_outbound_retries(&filter)?;
+    drop(reader);
+    if pending.is_empty() && outbound.is_empty() {
         writeln!(out, "No failed events to retry.")?;
         return Ok(Exit::Success);
     }
-    let results = extract::retry(&settings.outputs, &settings.sync, &pending, None).await?;
-    for e in &results {
-        writeln!(out, "{} {}{}", e.status.as_str(), e.details, e.error_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())?;
+    let mut exit = Exit::Success;
+    if !pending.is_empty() {
+        let results = extract::retry(&settings.outputs, &settings.sync, &pending, None).await?;
+        for e in &results {
+            writeln!(out, "{} {}{}", e.status.as_str(), e.details, e.error_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())?;
+        }
+        let failed = results.iter().filter(|e| e.status == Status::Failed).count();
+        writeln!(out, "{} retried, {} still failing.", results.len() - failed, failed)?;
+        if failed > 0 {
+            exit = Exit::Partial;
+        }
     }
-    let failed = results.iter().filter(|e| e.status == Status::Failed).count();
-    writeln!(out, "{} retried, {} still failing.", results.len() - failed, failed)?;
-    Ok(if failed == 0 { Exit::Success } else { Exit::Partial })
+    if !outbound.is_empty() {
+        let push = config::load_push(args.sync.output.config.as_deref(), None)?;
+        let correction = deliver::Correction { email: args.email.clone(), name: args.name.clone() };
+        let client = crate::api::Client::new(settings.sync.client.clone())?;
+        let report = deliver::retry(&settings.outputs, client, &push, &outbound, &correction, None).await?;
+        writeln!(out, "Sent again to Help Scout: {}.", outbound.join(", "))?;
+        super::push::describe(&report, out)?;
+        if exit == Exit::Success {
+            exit = super::push::exit_of(&report);
+        }
+    }
+    Ok(exit)
 }
 
 #[cfg(test)]

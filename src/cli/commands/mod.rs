@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod log;
 pub mod outputs;
+pub mod push;
 pub mod report;
 pub mod serve;
 pub mod sync;

@@ -112,11 +112,21 @@ pub(crate) async fn event(State(state): State<Arc<AppState>>, Signed(viewer): Si
                 (field("Attempt", n(e.attempt)))
                 (field("Duration (ms)", n(e.duration_ms)))
                 (field("Run", s(&e.run_id)))
+                (field("Submission or record", s(&e.source_id)))
                 (field("Retry target", s(&e.retry_target)))
                 (field("Retried at", s(&e.retried_at)))
                 (field("Retried by", s(&e.retried_by)))
             }
-            @if e.retryable() { (retry_button(&viewer, &[("event", e.event_id.to_string())], "Retry")) }
+            @if e.retryable() && e.source_id.is_some() && viewer.role.is_admin() {
+                // A To-HelpScout failure: the data can be corrected before it is sent again.
+                form.retry.correct method="post" action="/retry" {
+                    (html::csrf(&viewer))
+                    input type="hidden" name="event" value=(e.event_id);
+                    label { "Corrected email " input type="email" name="email" placeholder=(e.customer_email.clone().unwrap_or_default()); }
+                    label { "Corrected name " input type="text" name="name" maxlength="80"; }
+                    button type="submit" { "Retry" }
+                }
+            } @else if e.retryable() { (retry_button(&viewer, &[("event", e.event_id.to_string())], "Retry")) }
             h2 { "Other events of this conversation or customer" }
             (html::log_table(&related))
         },
