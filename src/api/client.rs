@@ -213,7 +213,7 @@ impl Client {
                 return Err(error);
             }
             match error {
-                ApiError::Throttled { wait, .. } if throttled < 20 => {
+                ApiError::Throttled { wait, .. } if throttled < self.config.max_attempts.max(1) * 3 => {
                     throttled += 1;
                     tokio::time::sleep(wait).await;
                 }

@@ -206,8 +206,9 @@ pub struct LogFilters {
 
 #[derive(Debug, Args, Clone)]
 pub struct LogArgs {
-    /// `summary` for the dashboard figures (totals, success rate, new tickets, customers synced).
-    #[arg(value_parser = ["summary"])]
+    /// `summary` for the dashboard figures (totals, success rate, new tickets, customers synced);
+    /// `duplicates` for repeat form submitters and any submission with more than one ticket.
+    #[arg(value_parser = ["summary", "duplicates"])]
     pub view: Option<String>,
     #[command(flatten)]
     pub filters: LogFilters,

@@ -155,6 +155,7 @@ pub fn mirror(outputs: &Outputs, outbox: &Outbox, wait: Duration) -> Result<u64,
     loop {
         let more = warehouse.commit(&mut WindowStats::default(), |tx| -> Result<usize, StoreError> {
             tx.ensure_log()?;
+            tx.ensure_views()?;
             let mark = tx.outbox_mark(&id)?;
             let rows = outbox.log_rows_after(mark, 2_000)?;
             let Some(last) = rows.last().map(|(v, _)| *v) else { return Ok(0) };
@@ -415,6 +416,11 @@ impl<'a> Delivery<'a> {
                 if changes.is_empty() {
                     e.status = Status::Success;
                     e.details = "Customer already up to date in Help Scout: nothing written".into();
+                    if item.state == DeliveryState::Sending {
+                        // Our own create, whose answer was lost.
+                        e.event_type = EventType::CustomerSynced;
+                        e.details = format!("Customer {customer_id} created in Help Scout (found by email after a lost answer)");
+                    }
                     self.outbox.settle(id, DeliveryState::Delivered, Some(customer_id), None, None, &e)?;
                     self.report.customers_unchanged += 1;
                     return Ok(Settled::Done);

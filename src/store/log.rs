@@ -154,6 +154,20 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Installs the bundled views where this file has none yet (a file only `push` or `serve`
+    /// wrote): the duplicate views read the To-HelpScout rows.
+    pub fn ensure_views(&self) -> Result<(), StoreError> {
+        let doing = "looking for the bundled views";
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'form_repeat_submitters'", [], |r| r.get(0))
+            .map_err(db(doing))?;
+        if n == 0 {
+            self.install_views()?;
+        }
+        Ok(())
+    }
+
     /// How far the outbox `outbox_id`'s log rows are copied into this file.
     pub fn outbox_mark(&self, outbox_id: &str) -> Result<i64, StoreError> {
         let doing = "reading the outbox mark";

@@ -124,4 +124,19 @@ impl Reader {
         )?;
         Ok((grid, totals))
     }
+
+    /// Emails that submitted several forms within an hour, or whose repeats were ignored.
+    pub fn form_repeat_submitters(&self) -> Result<Grid, StoreError> {
+        self.view_grid(
+            "form_repeat_submitters",
+            "SELECT customer_email, submissions, repeats_ignored, most_within_an_hour, \
+             strftime(make_timestamp(epoch_us(first_at)), '%Y-%m-%dT%H:%M:%SZ') AS first_at, \
+             strftime(make_timestamp(epoch_us(last_at)), '%Y-%m-%dT%H:%M:%SZ') AS last_at FROM form_repeat_submitters LIMIT 100",
+        )
+    }
+
+    /// Submission markers that more than one synced conversation carries (must stay empty).
+    pub fn form_duplicate_tickets(&self) -> Result<Grid, StoreError> {
+        self.view_grid("form_duplicate_tickets", "SELECT marker, tickets, CAST(conversation_ids AS VARCHAR) AS conversation_ids FROM form_duplicate_tickets")
+    }
 }

@@ -96,6 +96,29 @@ pub fn run(args: &LogArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Success);
     }
+    if args.view.as_deref() == Some("duplicates") {
+        let repeats = reader.form_repeat_submitters()?;
+        // Tickets per marker need the conversations table (a sync of it).
+        let tickets = match reader.form_duplicate_tickets() {
+            Ok(grid) => Some(grid),
+            Err(crate::store::StoreError::ViewMissing { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if json {
+            write!(out, "{}", render::json(&serde_json::json!({ "repeat_submitters": repeats.json_rows(), "duplicate_tickets": tickets.as_ref().map(|t| t.json_rows()) })))?;
+        } else {
+            writeln!(out, "Customers who submitted several forms within an hour:")?;
+            write!(out, "{}", if repeats.rows.is_empty() { "  none\n".to_string() } else { render::text(&repeats) })?;
+            writeln!(out, "Submissions with more than one ticket (must be none):")?;
+            match &tickets {
+                None => writeln!(out, "  unknown until `helpscout-etl sync` has read the conversations table")?,
+                Some(t) if t.rows.is_empty() => writeln!(out, "  none")?,
+                Some(t) => write!(out, "{}", render::text(t))?,
+            }
+        }
+        let doubled = tickets.is_some_and(|t| !t.rows.is_empty());
+        return Ok(if doubled { Exit::Partial } else { Exit::Success });
+    }
     let events = reader.log_events(&filter, args.limit)?;
     let shown = match (json, args.format) {
         (true, _) => render::grid_json(&events),
