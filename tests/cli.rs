@@ -337,3 +337,57 @@ fn users_are_managed_from_the_command_line_and_the_page_needs_one() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_anywhere_in_delivery_then_a_rerun_makes_exactly_one_ticket_per_submission() {
+    let sim = simulator(5, 21).await;
+    let mailbox = sim.ground_truth_table("mailboxes").unwrap()[0]["id"].as_i64().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(&sim, tmp.path(), &format!("[forms.contact]\nmailbox = {mailbox}\n[push]\nrecheck_secs = 0\n"));
+    const N: usize = 12;
+    let file = tmp.path().join("submissions.jsonl");
+    let lines: Vec<String> = (1..=N).map(|i| format!(r#"{{"submission_id":"k-{i}","email":"c{i}@example.com","subject":"Order {i}","message":"Please help"}}"#)).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    // Each answer is held back a little after its write, so that kills land between a write and
+    // its answer (the case only the marker lookup can resolve) as well as between records.
+    let hold = FaultPlan { rules: vec![FaultRule { path_prefix: Some("/v2/conversations".into()), method: Some("POST".into()), after: 0, count: 10_000, kind: FaultKind::DelayAfter(150) }] };
+    let mut killed = 0;
+    for kill_at in [0, 1, 2, 4, 6, 8, 10] {
+        sim.set_faults(hold.clone());
+        // Every round imports the same file again, as a cron job re-running would.
+        let mut child = command(tmp.path()).args(["push", "forms"]).arg(&file).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if sim.created().conversations.len() >= kill_at {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+    assert!(killed >= 5, "most rounds were killed mid-way ({killed})");
+    sim.set_faults(FaultPlan::default());
+    let o = command(tmp.path()).args(["push", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let created = sim.created().conversations;
+    for i in 1..=N {
+        let marker = helpscout_etl::catalog::outbound::marker("contact", &format!("k-{i}"));
+        let tickets = created.iter().filter(|c| c.tags.contains(&marker)).count();
+        assert_eq!(tickets, 1, "submission k-{i} has {tickets} tickets");
+    }
+    assert_eq!(created.len(), N);
+    let out = tmp.path().join("out");
+    assert_eq!(query_i64(&out, "SELECT count(*) FROM helpscout_log WHERE event_type = 'Ticket Created' AND status = 'Success'"), N as i64);
+    assert_eq!(query_i64(&out, "SELECT count(*) FROM helpscout_log WHERE direction = 'To HelpScout' AND event_type = 'Ticket Created' AND status <> 'Success'"), 0);
+    // Some kills fell between a write and its answer: those tickets were found, not posted again.
+    assert!(query_i64(&out, "SELECT count(*) FROM helpscout_log WHERE details LIKE '%found by its marker%'") >= 1, "no kill landed between a write and its answer");
+    // Another run of the same file: all repeats, no ticket.
+    let o = command(tmp.path()).args(["push", "forms"]).arg(&file).arg("--config").arg(&config).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("Queued 0 (repeats ignored: {N})")), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(sim.created().conversations.len(), N);
+    sim.stop().await;
+}

@@ -30,7 +30,8 @@ pub const VIEWS: &[(&str, &str)] = &[
     ("050_threads_enriched.sql", include_str!("../../sql/050_threads_enriched.sql")),
     ("060_conversations_enriched.sql", include_str!("../../sql/060_conversations_enriched.sql")),
     ("061_conversation_custom_fields.sql", include_str!("../../sql/061_conversation_custom_fields.sql")),
-    ("070_form_duplicates.sql", include_str!("../../sql/070_form_duplicates.sql")),
+    ("070_form_repeat_submitters.sql", include_str!("../../sql/070_form_repeat_submitters.sql")),
+    ("071_form_duplicate_tickets.sql", include_str!("../../sql/071_form_duplicate_tickets.sql")),
 ];
 
 /// One row per view file: whether the last install put it in, and why not.

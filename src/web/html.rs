@@ -192,6 +192,44 @@ pub fn summary(s: &Summary) -> Markup {
     }
 }
 
+/// What the duplicate views say (None: not installed in this file yet).
+pub struct Duplicates {
+    pub repeat_submitters: Option<crate::store::Grid>,
+    pub duplicate_tickets: Option<crate::store::Grid>,
+}
+
+/// The seed's "Duplicate Tickets Being Created": repeat submitters, and any submission with more
+/// than one ticket (which the delivery guarantees never happens, so it is shown as an alarm).
+pub fn duplicates(d: &Duplicates) -> Markup {
+    let text = |g: &crate::store::Grid, row: usize, c: &str| g.cell(row, c).map(crate::store::Cell::plain).unwrap_or_default();
+    html! {
+        @if d.repeat_submitters.is_some() || d.duplicate_tickets.is_some() {
+            section.duplicates aria-label="Duplicates" {
+                h2 { "Form duplicates" }
+                @match &d.duplicate_tickets {
+                    Some(t) if !t.rows.is_empty() => {
+                        (notice("error", &format!("{} submission(s) have more than one ticket in Help Scout: merge them there.", t.rows.len())))
+                        ul { @for i in 0..t.rows.len() { li { (text(t, i, "marker")) ": conversations " (text(t, i, "conversation_ids")) } } }
+                    }
+                    Some(_) => p { "Submissions with more than one ticket: none." }
+                    None => p.hint { "Tickets per submission are checked once a sync has read the conversations." }
+                }
+                @if let Some(r) = &d.repeat_submitters {
+                    @if r.rows.is_empty() {
+                        p { "No customer submitted several forms within an hour." }
+                    } @else {
+                        p { "Submitted several forms within an hour (each became its own ticket; repeats of one submission were ignored):" }
+                        ul.repeaters { @for i in 0..r.rows.len().min(10) {
+                            li { a href=(format!("/log?q={}", url::form_urlencoded::byte_serialize(text(r, i, "customer_email").as_bytes()).collect::<String>())) { (text(r, i, "customer_email")) }
+                                " — " (text(r, i, "submissions")) " submissions, " (text(r, i, "repeats_ignored")) " repeats ignored" }
+                        } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The log as a table with the seed's columns, newest first.
 pub fn log_table(rows: &[LogRow]) -> Markup {
     html! {

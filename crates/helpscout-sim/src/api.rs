@@ -152,10 +152,8 @@ fn conv_query(ctx: &Ctx) -> Result<ConvQuery, Reply> {
         assigned_to: int_param(ctx, "assigned_to")?,
         number: int_param(ctx, "number")?,
         modified_since: date_param(ctx, "modifiedSince")?,
-        ranges: match ctx.param("query") {
-            None | Some("") => vec![],
-            Some(q) => parse_query(q)?,
-        },
+        // An `email:` term is for customer searches; conversations ignore it.
+        ranges: search_param(ctx)?.ranges,
         sort,
         desc: sort_order(ctx)?,
     })
@@ -171,10 +169,26 @@ enum RangeField {
 /// A `query` date range: field, from, to (both ends inclusive, `None` = `*`).
 type Range = (RangeField, Option<Ts>, Option<Ts>);
 
-/// The date ranges of a search `query` such as `(modifiedAt:[2024-01-01T00:00:00Z TO *])`,
-/// terms joined by AND. Other terms are accepted and ignored.
-fn parse_query(q: &str) -> Result<Vec<Range>, Reply> {
-    let mut out = Vec::new();
+/// The terms of a search `query` the simulator understands.
+#[derive(Debug, Default, PartialEq)]
+struct Search {
+    ranges: Vec<Range>,
+    /// `email:"jane@example.com"` (quotes optional), lower-cased: an exact,
+    /// case-insensitive match on one of a customer's emails.
+    email: Option<String>,
+}
+
+fn search_param(ctx: &Ctx) -> Result<Search, Reply> {
+    match ctx.param("query") {
+        None | Some("") => Ok(Search::default()),
+        Some(q) => parse_query(q),
+    }
+}
+
+/// The terms of a search `query` such as `(modifiedAt:[2024-01-01T00:00:00Z TO *])` or
+/// `(email:"jane@example.com")`, joined by AND. Other terms are accepted and ignored.
+fn parse_query(q: &str) -> Result<Search, Reply> {
+    let mut out = Search::default();
     let inner = q.trim().trim_start_matches('(').trim_end_matches(')');
     for term in inner.split(" AND ") {
         let term = term.trim().trim_start_matches('(').trim_end_matches(')');
@@ -185,6 +199,20 @@ fn parse_query(q: &str) -> Result<Vec<Range>, Reply> {
             "modifiedAt" => RangeField::Modified,
             "createdAt" => RangeField::Created,
             "closedAt" => RangeField::Closed,
+            "email" => {
+                let v = range.trim();
+                let v = match v.strip_prefix('"') {
+                    Some(rest) => rest
+                        .strip_suffix('"')
+                        .ok_or_else(|| Reply::bad_param("query", "Malformed query", q))?,
+                    None => v,
+                };
+                if v.is_empty() || v.contains(|c: char| c == '"' || c.is_whitespace()) {
+                    return Err(Reply::bad_param("query", "Malformed query", q));
+                }
+                out.email = Some(v.to_lowercase());
+                continue;
+            }
             _ => continue,
         };
         let range = range.trim();
@@ -202,21 +230,37 @@ fn parse_query(q: &str) -> Result<Vec<Range>, Reply> {
                     .ok_or_else(|| Reply::bad_param("query", "Malformed date", q)),
             }
         };
-        out.push((field, bound(a)?, bound(b)?));
+        out.ranges.push((field, bound(a)?, bound(b)?));
     }
     Ok(out)
 }
 
+/// Whether a row's value for the range's field (`None`: the row has none) is inside it.
+fn within(v: Option<Ts>, r: &Range) -> bool {
+    v.is_some_and(|v| r.1.is_none_or(|a| v >= a) && r.2.is_none_or(|b| v <= b))
+}
+
 fn in_range(c: &Conversation, r: &Range) -> bool {
-    let v = match r.0 {
-        RangeField::Modified => Some(c.modified),
-        RangeField::Created => Some(c.created_at),
-        RangeField::Closed => c.closed_at,
-    };
-    match v {
-        Some(v) => r.1.is_none_or(|a| v >= a) && r.2.is_none_or(|b| v <= b),
-        None => false,
-    }
+    within(
+        match r.0 {
+            RangeField::Modified => Some(c.modified),
+            RangeField::Created => Some(c.created_at),
+            RangeField::Closed => c.closed_at,
+        },
+        r,
+    )
+}
+
+/// Customers have no closed time: a `closedAt` range matches none.
+fn customer_in_range(c: &Customer, r: &Range) -> bool {
+    within(
+        match r.0 {
+            RangeField::Modified => Some(c.updated_at),
+            RangeField::Created => Some(c.created_at),
+            RangeField::Closed => None,
+        },
+        r,
+    )
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -429,10 +473,12 @@ pub fn list_customers(st: &mut State, ctx: &Ctx, drift: Option<usize>) -> Reply 
         }
         let first = ctx.param("firstName").map(str::to_string);
         let last = ctx.param("lastName").map(str::to_string);
+        let search = search_param(ctx)?;
         let size = DEFAULT_PAGE;
         let select = |st: &State, offset: usize, limit: usize| -> (usize, Vec<i64>) {
             let fast = first.is_none()
                 && last.is_none()
+                && search == Search::default()
                 && (sort == "modifiedAt"
                     || (matches!(sort, "createdAt" | "score") && since.is_none()));
             if fast {
@@ -457,6 +503,13 @@ pub fn list_customers(st: &mut State, ctx: &Ctx, drift: Option<usize>) -> Reply 
                     last.as_ref()
                         .is_none_or(|l| c.last.as_deref() == Some(l.as_str()))
                 })
+                .filter(|c| {
+                    search
+                        .email
+                        .as_ref()
+                        .is_none_or(|e| c.emails.iter().any(|x| x.value.to_lowercase() == *e))
+                })
+                .filter(|c| search.ranges.iter().all(|r| customer_in_range(c, r)))
                 .map(|c| (customer_key(c, sort), c.id))
                 .collect();
             keyed.sort();
@@ -687,11 +740,44 @@ mod tests {
     #[test]
     fn search_query_ranges() {
         let r = parse_query("(modifiedAt:[2024-01-01T00:00:00Z TO *])").unwrap();
-        assert_eq!(r, vec![(RangeField::Modified, Some(1_704_067_200), None)]);
+        assert_eq!(
+            r.ranges,
+            vec![(RangeField::Modified, Some(1_704_067_200), None)]
+        );
         let r = parse_query("(createdAt:[* TO 2024-01-01T00:00:00Z] AND status:active)").unwrap();
-        assert_eq!(r, vec![(RangeField::Created, None, Some(1_704_067_200))]);
+        assert_eq!(
+            r.ranges,
+            vec![(RangeField::Created, None, Some(1_704_067_200))]
+        );
         assert!(parse_query("(modifiedAt:[2024-01-01 TO *])").is_err());
         assert!(parse_query("(modifiedAt:2024)").is_err());
-        assert!(parse_query("(subject:hello)").unwrap().is_empty());
+        assert_eq!(parse_query("(subject:hello)").unwrap(), Search::default());
+    }
+
+    #[test]
+    fn search_query_email() {
+        for q in [
+            r#"(email:"Jane@Example.com")"#,
+            "(email:jane@example.COM)",
+            r#"( email:"jane@example.com" )"#,
+        ] {
+            let s = parse_query(q).unwrap();
+            assert_eq!(s.email.as_deref(), Some("jane@example.com"), "{q}");
+            assert!(s.ranges.is_empty());
+        }
+        let s =
+            parse_query(r#"(email:"a@b.co" AND modifiedAt:[2024-01-01T00:00:00Z TO *])"#).unwrap();
+        assert_eq!(s.email.as_deref(), Some("a@b.co"));
+        assert_eq!(s.ranges.len(), 1);
+        for bad in [
+            r#"(email:"jane@example.com)"#,
+            "(email:)",
+            r#"(email:"")"#,
+            r#"(email:"a b@c.co")"#,
+            r#"(email:a"b@c.co)"#,
+        ] {
+            let e = parse_query(bad).unwrap_err();
+            assert_eq!(e.status, 400, "{bad}");
+        }
     }
 }

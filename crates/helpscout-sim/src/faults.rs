@@ -68,6 +68,14 @@ pub enum FaultKind {
     /// other order the rows just past the page (in `desc` they jump to the front: the client
     /// sees rows twice and misses the changed ones).
     PageDrift { rows: usize },
+    /// The handler runs (a POST really creates its record), then the client gets this
+    /// status's error answer instead of the real one, as `Status` gives it: the write
+    /// happened but its answer is lost, the case a client without an idempotency key must
+    /// survive without writing twice.
+    StatusAfterWrite(u16),
+    /// The handler runs, then its real answer is held this many milliseconds before it is
+    /// sent, so that a client timeout or a kill lands between the write and its answer.
+    DelayAfter(u64),
 }
 
 #[derive(Debug, Default)]
@@ -153,12 +161,16 @@ mod tests {
     fn json_form() {
         let plan: FaultPlan = serde_json::from_str(
             r#"{"rules":[{"path_prefix":"/v2/conversations","after":1,"count":2,"kind":{"Status":503}},
-                         {"kind":"DropConnection"},{"kind":{"Delay":1500}},{"kind":{"PageDrift":{"rows":3}}}]}"#,
+                         {"kind":"DropConnection"},{"kind":{"Delay":1500}},{"kind":{"PageDrift":{"rows":3}}},
+                         {"method":"POST","kind":{"StatusAfterWrite":504}},{"kind":{"DelayAfter":250}}]}"#,
         )
         .unwrap();
-        assert_eq!(plan.rules.len(), 4);
+        assert_eq!(plan.rules.len(), 6);
         assert_eq!(plan.rules[1].count, 1);
         assert_eq!(plan.rules[3].kind, FaultKind::PageDrift { rows: 3 });
+        assert_eq!(plan.rules[4].kind, FaultKind::StatusAfterWrite(504));
+        assert_eq!(plan.rules[4].method.as_deref(), Some("POST"));
+        assert_eq!(plan.rules[5].kind, FaultKind::DelayAfter(250));
         let back: FaultPlan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
         assert_eq!(back, plan);
     }

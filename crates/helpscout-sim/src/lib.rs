@@ -45,6 +45,7 @@ pub use render::CHAT_EMBED_LIMIT;
 pub use stats::{EndpointStat, RequestStats};
 pub use contract::{contract_columns, joins, primary_key};
 pub use truth::path as row_path;
+pub use writes::{Created, CreatedConversation, CreatedCustomer, CustomerUpdate};
 
 /// The account's plan: the reports endpoints answer 403 on Standard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -320,6 +321,13 @@ impl Simulator {
 
     pub fn ground_truth(&self) -> GroundTruth {
         self.inner.ground_truth()
+    }
+
+    /// Every conversation and customer the API's writes created and every customer update
+    /// they applied, in order (also `GET /_admin/created`). Unlike the answers, which faults
+    /// can lose, this is what really happened.
+    pub fn created(&self) -> Created {
+        lock(&self.inner.state).created.clone()
     }
 
     /// One table of the ground truth (rows ordered by primary key); `None` for a name that is

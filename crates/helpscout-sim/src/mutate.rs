@@ -433,7 +433,12 @@ fn reply(st: &mut State, rng: &mut ChaCha8Rng, now: Ts, id: i64) -> Option<i64> 
 /// A change a workflow (or an API integration) makes: it moves the hidden modified time but
 /// neither `userUpdatedAt` nor `customerWaitingSince`.
 fn workflow_change(st: &mut State, rng: &mut ChaCha8Rng, now: Ts, id: i64) {
-    let tag_ids: Vec<i64> = st.tags.iter().map(|t| t.id).collect();
+    let tag_ids: Vec<i64> = st
+        .tags
+        .iter()
+        .map(|t| t.id)
+        .filter(|id| !st.api_tags.contains(id))
+        .collect();
     let user = pick_user(st, rng);
     let choice = rng.random_range(0..4);
     let seed: u64 = rng.random();

@@ -40,6 +40,7 @@ pub async fn serve(
         .route("/_admin/faults", post(admin_faults))
         .route("/_admin/expire-tokens", post(admin_expire))
         .route("/_admin/truth", get(admin_truth))
+        .route("/_admin/created", get(admin_created))
         .route("/_admin/stats", get(admin_stats))
         .route("/_admin/stats/reset", post(admin_stats_reset))
         .fallback(api_entry)
@@ -101,6 +102,10 @@ async fn admin_truth(State(inner): State<Arc<Inner>>) -> Response {
         Ok(Ok(body)) => ([("content-type", "application/json")], body).into_response(),
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+async fn admin_created(State(inner): State<Arc<Inner>>) -> Response {
+    axum::Json(lock(&inner.state).created.clone()).into_response()
 }
 
 async fn admin_stats(State(inner): State<Arc<Inner>>) -> Response {
@@ -222,10 +227,15 @@ fn token_params(query: &str, headers: &HeaderMap, body: &[u8]) -> HashMap<String
 // ---------------------------------------------------------------- the API pipeline
 
 /// What to do to the response after the handler ran.
+#[derive(Clone, Copy)]
 enum After {
     Nothing,
     Drop,
     Truncate,
+    /// Send this status's error answer instead of the handler's.
+    Status(u16),
+    /// Hold the answer this many milliseconds.
+    Hold(u64),
 }
 
 async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -327,12 +337,25 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .await;
         r.unwrap_or_else(|_| Reply::internal_error())
     };
-    finish(&inner, &method, template, reply, remaining, faulted, after)
+    let reply = match after {
+        After::Status(s) => status_fault(s),
+        _ => reply,
+    };
+    // Accounted before the hold: a client that gives up waiting still made the request.
+    let response = finish(&inner, &method, template, reply, remaining, faulted, after);
+    if let After::Hold(ms) = after {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    response
 }
 
 /// The part of a fault that any route can suffer: an error answer instead of the real one
-/// (returned), a delay, or a broken delivery of the real one (`after`).
-async fn transport_fault(kind: &FaultKind, remaining: &mut Option<u32>, after: &mut After) -> Option<Reply> {
+/// (returned), a delay, or something done to the handler's answer (`after`).
+async fn transport_fault(
+    kind: &FaultKind,
+    remaining: &mut Option<u32>,
+    after: &mut After,
+) -> Option<Reply> {
     match kind {
         FaultKind::Status(s) => return Some(status_fault(*s)),
         FaultKind::RateLimitBurst => {
@@ -342,6 +365,8 @@ async fn transport_fault(kind: &FaultKind, remaining: &mut Option<u32>, after: &
         FaultKind::Delay(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
         FaultKind::DropConnection => *after = After::Drop,
         FaultKind::TruncatedBody => *after = After::Truncate,
+        FaultKind::StatusAfterWrite(s) => *after = After::Status(*s),
+        FaultKind::DelayAfter(ms) => *after = After::Hold(*ms),
         FaultKind::ExpireToken | FaultKind::PageDrift { .. } => {}
     }
     None
@@ -443,7 +468,7 @@ fn finish(
     }
     let body = Bytes::from(reply.body);
     let body = match after {
-        After::Nothing => Body::from(body),
+        After::Nothing | After::Status(_) | After::Hold(_) => Body::from(body),
         After::Truncate => Body::from(body.slice(0..body.len() / 2)),
         After::Drop => {
             put("content-length", &body.len().to_string());

@@ -1,7 +1,7 @@
 //! The account state and the operations that keep it consistent: indexes, folder counts,
 //! the ratings index and modified times move together with every change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::dates::Ts;
 use super::index::{ConvIndex, CustIndex, SortedVec};
@@ -9,6 +9,7 @@ use super::model::{
     ConvStatus, Conversation, Customer, FolderKind, Mailbox, PersonRef, RemovedConv, Tag, Team,
     User, Workflow,
 };
+use super::writes::Created;
 
 /// Id counters for new objects (always above every generated id).
 #[derive(Clone, Debug, Default)]
@@ -32,6 +33,9 @@ pub struct State {
     pub team_snaps: HashMap<i64, PersonRef>,
     pub workflows: Vec<Workflow>,
     pub tags: Vec<Tag>,
+    /// Tags a write created. Simulated workflows never toggle them: a client's marker tag
+    /// must mean what the client did.
+    pub api_tags: HashSet<i64>,
     pub customers: HashMap<i64, Customer>,
     pub cust_idx: CustIndex,
     pub convs: HashMap<i64, Conversation>,
@@ -41,6 +45,8 @@ pub struct State {
     pub ratings: BTreeMap<(Ts, i64), i64>,
     pub ids: IdCounters,
     pub mutation_round: u64,
+    /// What the API's writes did, in order.
+    pub created: Created,
 }
 
 /// The folder count effects of one conversation: (folder id, total, active).
@@ -57,6 +63,7 @@ impl State {
             team_snaps: HashMap::new(),
             workflows: Vec::new(),
             tags: Vec::new(),
+            api_tags: HashSet::new(),
             customers: HashMap::new(),
             cust_idx: CustIndex::default(),
             convs: HashMap::new(),
@@ -65,6 +72,7 @@ impl State {
             ratings: BTreeMap::new(),
             ids: IdCounters::default(),
             mutation_round: 0,
+            created: Created::default(),
         }
     }
 

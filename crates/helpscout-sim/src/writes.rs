@@ -1,8 +1,11 @@
-//! Write endpoints: create conversations and customers, update customers.
+//! Write endpoints: create conversations and customers, update customers; and the record
+//! of what they wrote, the ground truth a pushing client is checked against.
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::dates::{Ts, parse_api_date};
+use super::dates::{Ts, parse_api_date, to_datetime};
 use super::model::*;
 use super::reply::{FieldError, Reply};
 use super::state::State;
@@ -20,6 +23,71 @@ pub fn valid_email(s: &str) -> bool {
         && !s
             .chars()
             .any(|c| c.is_whitespace() || c == ',' || c == '<' || c == '>')
+}
+
+/// Every successful write through the API, in order. A client that must not duplicate is
+/// judged on this, not on its answers: a fault can lose the answer of a write that happened.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Created {
+    pub conversations: Vec<CreatedConversation>,
+    /// Customers created by `POST /v2/customers` and those `POST /v2/conversations` created
+    /// for an unknown email.
+    pub customers: Vec<CreatedCustomer>,
+    /// `PUT` and `PATCH /v2/customers/{id}` that answered 204.
+    pub customer_updates: Vec<CustomerUpdate>,
+}
+
+/// A conversation created by `POST /v2/conversations`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreatedConversation {
+    pub id: i64,
+    pub number: i64,
+    pub mailbox_id: i64,
+    pub subject: String,
+    /// The customer's email as the body gave it, else (a customer given by id) the
+    /// customer's first email.
+    pub customer_email: Option<String>,
+    pub customer_id: i64,
+    /// Tag names, deduplicated, in the body's order.
+    pub tags: Vec<String>,
+    /// The body's `imported` (default false).
+    pub imported: bool,
+    /// The body's `autoReply` (default false).
+    pub auto_reply: bool,
+    /// The first thread's text.
+    pub text: String,
+    /// `createdAt` as the API serves it: the body's, or the time of the POST.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreatedCustomer {
+    pub id: i64,
+    pub emails: Vec<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomerUpdate {
+    pub id: i64,
+    /// "PUT" or "PATCH".
+    pub method: String,
+    /// The request body as sent (a JSON Patch list stays a list).
+    pub body: Value,
+}
+
+impl CreatedCustomer {
+    fn of(c: &Customer) -> CreatedCustomer {
+        CreatedCustomer {
+            id: c.id,
+            emails: c.emails.iter().map(|e| e.value.clone()).collect(),
+            first_name: c.first.clone(),
+            last_name: c.last.clone(),
+            created_at: to_datetime(c.created_at),
+        }
+    }
 }
 
 fn created_reply(base: &str, kind: &str, id: i64) -> Reply {
@@ -285,6 +353,7 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
                 });
                 c.refresh_snap();
                 let id = c.id;
+                st.created.customers.push(CreatedCustomer::of(&c));
                 st.insert_customer(c);
                 id
             }
@@ -297,6 +366,7 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
         .clone()
         .unwrap_or_else(|| st.user_snaps[&st.users[0].id].clone());
     let mut tag_ids = Vec::new();
+    let mut tag_names: Vec<String> = Vec::new();
     for name in v
         .get("tags")
         .and_then(Value::as_array)
@@ -316,11 +386,13 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
                     created_at: now,
                     updated_at: now,
                 });
+                st.api_tags.insert(id);
                 id
             }
         };
         if !tag_ids.contains(&id) {
             tag_ids.push(id);
+            tag_names.push(name.to_string());
         }
     }
     tag_ids.sort_unstable();
@@ -399,6 +471,20 @@ pub fn create_conversation(st: &mut State, base: &str, body: &[u8], now: Ts) -> 
         threads: ts,
     };
     c.recompute_waiting();
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    st.created.conversations.push(CreatedConversation {
+        id: c.id,
+        number: c.number,
+        mailbox_id,
+        subject: c.subject.clone(),
+        customer_email: cust_email.or_else(|| c.primary_customer.email.clone()),
+        customer_id,
+        tags: tag_names,
+        imported: flag("imported"),
+        auto_reply: flag("autoReply"),
+        text: str_field(&threads[0], "text").unwrap_or_default(),
+        created_at: to_datetime(created_at),
+    });
     let id = c.id;
     st.insert_conv(c, Some(now));
     created_reply(base, "conversations", id)
@@ -440,6 +526,32 @@ fn entries_of(
     Some(out)
 }
 
+/// The documented sizes of the top-level profile fields, in characters.
+const PROFILE_SIZES: &[(&str, usize, usize)] = &[
+    ("firstName", 1, 40),
+    ("lastName", 1, 40),
+    ("jobTitle", 0, 60),
+    ("location", 0, 60),
+    ("organization", 0, 60),
+    ("background", 0, 200),
+    ("photoUrl", 0, 200),
+];
+
+/// Size errors of the profile fields present in `v` (null clears a field: no error).
+fn check_profile(v: &Value, errors: &mut Vec<FieldError>) {
+    for &(k, min, max) in PROFILE_SIZES {
+        if let Some(s) = v.get(k).and_then(Value::as_str)
+            && !(min..=max).contains(&s.chars().count())
+        {
+            errors.push(FieldError::body(
+                k,
+                &format!("size must be between {min} and {max}"),
+                json!(s),
+            ));
+        }
+    }
+}
+
 /// Applies the top-level profile fields present in `v` to a customer.
 fn apply_profile(c: &mut Customer, v: &Value, replace: bool) {
     let set = |slot: &mut Option<String>, k: &str| match v.get(k) {
@@ -472,6 +584,7 @@ pub fn create_customer(st: &mut State, base: &str, body: &[u8], now: Ts) -> Repl
         Err(e) => return e,
     };
     let mut errors = Vec::new();
+    check_profile(&v, &mut errors);
     let emails = entries_of(st, &v, "emails", &mut errors, true).unwrap_or_default();
     let phones = entries_of(st, &v, "phones", &mut errors, false).unwrap_or_default();
     let chats = entries_of(st, &v, "chats", &mut errors, false).unwrap_or_default();
@@ -528,6 +641,7 @@ pub fn create_customer(st: &mut State, base: &str, body: &[u8], now: Ts) -> Repl
     }
     c.refresh_snap();
     let id = c.id;
+    st.created.customers.push(CreatedCustomer::of(&c));
     st.insert_customer(c);
     created_reply(base, "customers", id)
 }
@@ -538,12 +652,12 @@ pub fn update_customer(st: &mut State, id: i64, body: &[u8], now: Ts, put: bool)
     if !st.customers.contains_key(&id) {
         return Reply::not_found("Customer not found");
     }
-    let v = match parse_body(body) {
+    let sent = match parse_body(body) {
         Ok(v) => v,
         Err(e) => return e,
     };
     // A JSON Patch list becomes a partial object.
-    let v = match v {
+    let v = match sent.clone() {
         Value::Array(ops) => {
             let mut m = serde_json::Map::new();
             for (i, op) in ops.iter().enumerate() {
@@ -567,10 +681,16 @@ pub fn update_customer(st: &mut State, id: i64, body: &[u8], now: Ts, put: bool)
         other => other,
     };
     let mut errors = Vec::new();
+    check_profile(&v, &mut errors);
     let emails = entries_of(st, &v, "emails", &mut errors, true);
     if !errors.is_empty() {
         return Reply::validation(errors);
     }
+    st.created.customer_updates.push(CustomerUpdate {
+        id,
+        method: if put { "PUT" } else { "PATCH" }.into(),
+        body: sent,
+    });
     st.update_customer(id, now, |c| {
         apply_profile(c, &v, put);
         if let Some(e) = emails {

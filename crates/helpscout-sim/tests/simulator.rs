@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use helpscout_sim::{
-    FaultKind, FaultPlan, FaultRule, GroundTruth, MutationPlan, Plan, Removal, RequestStats,
-    SimConfig, Simulator,
+    Created, FaultKind, FaultPlan, FaultRule, GroundTruth, MutationPlan, Plan, Removal,
+    RequestStats, SimConfig, Simulator,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -85,6 +85,57 @@ async fn walk(sim: &Simulator, tok: &str, path: &str, key: &str) -> Vec<Value> {
         }
     }
     out
+}
+
+/// A write (POST, PUT, PATCH) with a JSON body, relative to the base URL.
+async fn send(sim: &Simulator, tok: &str, method: &str, path: &str, body: &Value) -> Resp {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = client()
+        .request(method, format!("{}{path}", sim.base_url()))
+        .bearer_auth(tok)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The `Resource-ID` of a 201.
+fn resource_id(r: &Resp) -> i64 {
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.headers["resource-id"].to_str().unwrap().parse().unwrap()
+}
+
+/// An absolute URL of `path` with its parameters encoded.
+fn url_with(sim: &Simulator, path: &str, params: &[(&str, &str)]) -> String {
+    reqwest::Url::parse_with_params(&format!("{}{path}", sim.base_url()), params)
+        .unwrap()
+        .to_string()
+}
+
+/// A minimal valid `POST /v2/conversations` body.
+fn new_conversation(mailbox: i64, email: &str, status: &str, tags: &[&str]) -> Value {
+    json!({
+        "subject": format!("About {email}"), "mailboxId": mailbox, "type": "email",
+        "status": status, "customer": {"email": email},
+        "threads": [{"type": "customer", "customer": {"email": email}, "text": "Hello"}],
+        "tags": tags,
+    })
+}
+
+fn mailbox_ids(sim: &Simulator) -> Vec<i64> {
+    sim.ground_truth().tables["mailboxes"]
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
 }
 
 fn ids(items: &[Value]) -> Vec<i64> {
@@ -587,8 +638,38 @@ async fn rate_limit_window_headers_and_writes_weigh_two() {
     let r = get(&sim, &tok, "/mailboxes").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(header_u64(&r.headers, "x-ratelimit-remaining-minute"), 5);
+    // Updates weigh 2 as well.
+    let cid = sim.created().customers[0].id;
+    for (method, left) in [("PATCH", 3), ("PUT", 1)] {
+        let r = send(
+            &sim,
+            &tok,
+            method,
+            &format!("/customers/{cid}"),
+            &json!({"firstName": "Ada"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{method}");
+        assert_eq!(
+            header_u64(&r.headers, "x-ratelimit-remaining-minute"),
+            left,
+            "{method}"
+        );
+    }
+    // A write needs 2: with 1 left it is refused, and a read still fits.
+    let r = send(
+        &sim,
+        &tok,
+        "PATCH",
+        &format!("/customers/{cid}"),
+        &json!({"lastName": "L"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(get(&sim, &tok, "/mailboxes").await.status, StatusCode::OK);
+    assert_eq!(sim.created().customer_updates.len(), 2);
     let s = sim.request_stats();
-    assert_eq!(s.rate_limited, 1);
+    assert_eq!(s.rate_limited, 2);
     assert_eq!(s.count_status("GET", "/v2/mailboxes", 429), 1);
     sim.stop().await;
 }
@@ -1760,5 +1841,689 @@ async fn served_objects_convert_to_exactly_the_truth_rows() {
     });
     assert!(!got.is_empty());
     assert_eq!(got, t.tables["happiness_ratings_report"]);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn customer_search_by_email_is_exact_case_insensitive_and_immediate() {
+    let sim = start(cfg(40)).await;
+    let tok = token(&sim).await;
+    let search = |q: &str| url_with(&sim, "/customers", &[("query", q)]);
+    let post_customer =
+        |email: &str| json!({"firstName": "Jane", "emails": [{"type": "work", "value": email}]});
+    let jane = resource_id(
+        &send(
+            &sim,
+            &tok,
+            "POST",
+            "/customers",
+            &post_customer("Jane@Example.com"),
+        )
+        .await,
+    );
+    // Near misses: the address as a prefix, as a suffix, and in another field.
+    for email in [
+        "jane@example.community",
+        "xjane@example.com",
+        "jane@example.com.au",
+    ] {
+        resource_id(&send(&sim, &tok, "POST", "/customers", &post_customer(email)).await);
+    }
+    for q in [r#"(email:"jane@example.com")"#, "(email:JANE@example.COM)"] {
+        let r = get(&sim, &tok, &search(q)).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.body);
+        assert!(
+            r.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/hal+json")
+        );
+        assert_eq!(
+            r.body["page"],
+            json!({"size": 50, "totalElements": 1, "totalPages": 1, "number": 1}),
+            "{q}"
+        );
+        let found = r.body["_embedded"]["customers"].as_array().unwrap();
+        assert_eq!(ids(found), vec![jane], "{q}");
+        assert_eq!(
+            found[0]["_embedded"]["emails"][0]["value"],
+            "Jane@Example.com"
+        );
+        assert!(r.body["_links"]["self"]["href"].is_string());
+    }
+    // A customer created implicitly by a new conversation is found at once.
+    let mb = mailbox_ids(&sim)[0];
+    resource_id(
+        &send(
+            &sim,
+            &tok,
+            "POST",
+            "/conversations",
+            &new_conversation(mb, "Fresh.Person@example.org", "active", &[]),
+        )
+        .await,
+    );
+    let implicit = sim.created().conversations[0].customer_id;
+    let r = get(&sim, &tok, &search(r#"(email:"fresh.person@example.org")"#)).await;
+    assert_eq!(
+        ids(r.body["_embedded"]["customers"].as_array().unwrap()),
+        vec![implicit]
+    );
+    // A generated customer: exactly the customers holding that address, whatever its case.
+    let truth = sim.ground_truth();
+    let email = truth.tables["customers"]
+        .iter()
+        .find_map(|c| c["emails"][0]["value"].as_str())
+        .unwrap()
+        .to_lowercase();
+    let expected: BTreeSet<i64> = truth.tables["customers"]
+        .iter()
+        .filter(|c| {
+            c["emails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["value"].as_str().unwrap().to_lowercase() == email)
+        })
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    let r = get(
+        &sim,
+        &tok,
+        &search(&format!("(email:\"{}\")", email.to_uppercase())),
+    )
+    .await;
+    let got: BTreeSet<i64> = ids(r.body["_embedded"]["customers"].as_array().unwrap())
+        .into_iter()
+        .collect();
+    assert_eq!(got, expected);
+    // Unknown: an empty page, not an error.
+    let r = get(&sim, &tok, &search(r#"(email:"nobody@example.net")"#)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["page"]["totalElements"], 0);
+    // Malformed queries are 400 vnd.error on the `query` parameter.
+    for q in [
+        r#"(email:"jane@example.com)"#,
+        "(email:)",
+        "(modifiedAt:[2024-01-01 TO *])",
+    ] {
+        let r = get(&sim, &tok, &search(q)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+        assert_eq!(r.headers["content-type"], "application/vnd.error+json");
+        assert_eq!(r.body["_embedded"]["errors"][0]["path"], "query");
+        assert_eq!(r.body["_embedded"]["errors"][0]["rejectedValue"], q);
+    }
+    // Without a query the list is unchanged: every customer.
+    let r = get(&sim, &tok, "/customers").await;
+    assert_eq!(
+        r.body["page"]["totalElements"],
+        truth.tables["customers"].len()
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn conversations_by_tag_are_found_at_once_in_any_status_and_mailbox() {
+    let sim = start(cfg(30)).await;
+    let tok = token(&sim).await;
+    let mbs = mailbox_ids(&sim);
+    assert_eq!(mbs.len(), 3);
+    let marker = "push-7f3a9c";
+    let mut marked = Vec::new();
+    for (i, status) in ["active", "pending", "closed"].into_iter().enumerate() {
+        let tags: &[&str] = if i == 0 { &[marker, "vip"] } else { &[marker] };
+        let body = new_conversation(mbs[i], &format!("tag{i}@example.org"), status, tags);
+        marked.push(resource_id(
+            &send(&sim, &tok, "POST", "/conversations", &body).await,
+        ));
+    }
+    let other = new_conversation(mbs[0], "tag9@example.org", "active", &["push-other"]);
+    resource_id(&send(&sim, &tok, "POST", "/conversations", &other).await);
+    let by_tag = |extra: &str| format!("/conversations?tag={marker}{extra}");
+    let found = walk(&sim, &tok, &by_tag("&status=all"), "conversations").await;
+    let found_ids: BTreeSet<i64> = ids(&found).into_iter().collect();
+    assert_eq!(found_ids, marked.iter().copied().collect());
+    for c in &found {
+        assert!(
+            c["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["tag"] == marker),
+            "{c}"
+        );
+    }
+    // Other filters still apply: the default status is active; a mailbox narrows it.
+    let r = get(&sim, &tok, &by_tag("")).await;
+    assert_eq!(
+        ids(r.body["_embedded"]["conversations"].as_array().unwrap()),
+        vec![marked[0]]
+    );
+    let r = get(
+        &sim,
+        &tok,
+        &by_tag(&format!("&status=all&mailbox={}", mbs[2])),
+    )
+    .await;
+    assert_eq!(
+        ids(r.body["_embedded"]["conversations"].as_array().unwrap()),
+        vec![marked[2]]
+    );
+    let r = get(&sim, &tok, "/conversations?status=all&tag=push-unknown").await;
+    assert_eq!(r.body["page"]["totalElements"], 0);
+    // Simulated workflows toggle tags, but never a tag a client created: its marker keeps
+    // meaning exactly the conversations it wrote.
+    sim.mutate(&MutationPlan {
+        seed: 5,
+        workflow_changes: 600,
+        ..MutationPlan::default()
+    });
+    let found = walk(&sim, &tok, &by_tag("&status=all"), "conversations").await;
+    let found_ids: BTreeSet<i64> = ids(&found).into_iter().collect();
+    assert_eq!(found_ids, marked.iter().copied().collect());
+    assert_eq!(sim.created().conversations[0].tags, vec![marker, "vip"]);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn status_and_delay_after_write_lose_the_answer_not_the_write() {
+    let sim = start(cfg(20)).await;
+    let tok = token(&sim).await;
+    let mb = mailbox_ids(&sim)[0];
+    let post_rule = |prefix: &str, kind: FaultKind| FaultRule {
+        method: Some("POST".into()),
+        ..FaultRule::new(Some(prefix), 0, 1, kind)
+    };
+    sim.set_faults(FaultPlan {
+        rules: vec![
+            post_rule("/v2/conversations", FaultKind::StatusAfterWrite(500)),
+            post_rule("/v2/customers", FaultKind::StatusAfterWrite(503)),
+        ],
+    });
+    let r = send(
+        &sim,
+        &tok,
+        "POST",
+        "/conversations",
+        &new_conversation(mb, "lost@example.org", "active", &["lost-1"]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.body["message"], "Internal error");
+    assert!(r.body["logRef"].is_string());
+    assert!(!r.headers.contains_key("resource-id"));
+    // The conversation exists: in the write log and through the API.
+    let created = sim.created();
+    assert_eq!(created.conversations.len(), 1);
+    let r = get(&sim, &tok, "/conversations?status=all&tag=lost-1").await;
+    assert_eq!(
+        ids(r.body["_embedded"]["conversations"].as_array().unwrap()),
+        vec![created.conversations[0].id]
+    );
+    let r = client()
+        .post(format!("{}/customers", sim.base_url()))
+        .bearer_auth(&tok)
+        .json(&json!({"firstName": "Lost", "emails": [{"type": "work", "value": "lost.customer@example.org"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().contains("503"));
+    assert_eq!(
+        sim.created().customers.len(),
+        2,
+        "the implicit customer and this one"
+    );
+    // Reads and other methods are untouched by a POST rule; the rule fired once.
+    assert_eq!(
+        get(&sim, &tok, "/conversations").await.status,
+        StatusCode::OK
+    );
+    let again = send(
+        &sim,
+        &tok,
+        "POST",
+        "/customers",
+        &json!({"firstName": "Again"}),
+    )
+    .await;
+    resource_id(&again);
+
+    // The same kinds in JSON, through the admin endpoint (gateway pages for 502-504).
+    let admin = format!("http://{}/_admin", sim.addr());
+    let r = client()
+        .post(format!("{admin}/faults"))
+        .json(&json!({"rules": [{"path_prefix": "/v2/customers", "method": "post", "kind": {"StatusAfterWrite": 504}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = send(
+        &sim,
+        &tok,
+        "POST",
+        "/customers",
+        &json!({"firstName": "Gate"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(r.body, Value::Null, "an HTML page, not JSON");
+    assert_eq!(
+        sim.created()
+            .customers
+            .last()
+            .unwrap()
+            .first_name
+            .as_deref(),
+        Some("Gate")
+    );
+
+    // DelayAfter: the record exists while the answer is still held.
+    sim.set_faults(FaultPlan {
+        rules: vec![post_rule("/v2/customers", FaultKind::DelayAfter(2_000))],
+    });
+    let quick = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let before = sim.created().customers.len();
+    let e = quick
+        .post(format!("{}/customers", sim.base_url()))
+        .bearer_auth(&tok)
+        .json(&json!({"firstName": "Held", "emails": [{"type": "work", "value": "held@example.org"}]}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout());
+    let after = sim.created();
+    assert_eq!(after.customers.len(), before + 1);
+    assert_eq!(after.customers[before].emails, vec!["held@example.org"]);
+    let r = get(
+        &sim,
+        &tok,
+        &url_with(&sim, "/customers", &[("query", "(email:held@example.org)")]),
+    )
+    .await;
+    assert_eq!(r.body["page"]["totalElements"], 1);
+    // A patient client gets the real answer, late.
+    sim.set_faults(FaultPlan {
+        rules: vec![post_rule("/v2/customers", FaultKind::DelayAfter(400))],
+    });
+    let t0 = std::time::Instant::now();
+    let r = send(
+        &sim,
+        &tok,
+        "POST",
+        "/customers",
+        &json!({"firstName": "Late"}),
+    )
+    .await;
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+    let id = resource_id(&r);
+    assert_eq!(sim.created().customers.last().unwrap().id, id);
+
+    let s = sim.request_stats();
+    assert_eq!(s.count_status("POST", "/v2/conversations", 500), 1);
+    assert_eq!(s.count_status("POST", "/v2/customers", 503), 1);
+    assert_eq!(s.count_status("POST", "/v2/customers", 504), 1);
+    assert_eq!(
+        s.count_status("POST", "/v2/customers", 201),
+        3,
+        "again, the held one, late"
+    );
+    assert_eq!(s.faults_injected, 5);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn created_records_every_write_and_admin_serves_it() {
+    let sim = start(cfg(20)).await;
+    let tok = token(&sim).await;
+    let mb = mailbox_ids(&sim)[1];
+    let t0 = sim.now();
+    let first = send(
+        &sim,
+        &tok,
+        "POST",
+        "/conversations",
+        &json!({
+            "subject": "Imported", "mailboxId": mb, "type": "email", "status": "closed",
+            "customer": {"email": "Imp.Orter@example.org", "firstName": "Imp", "lastName": "Orter"},
+            "threads": [{"type": "customer", "customer": {"email": "Imp.Orter@example.org"}, "text": "<p>First</p>"},
+                        {"type": "reply", "text": "Second"}],
+            "tags": ["b-tag", "a-tag", "b-tag"], "imported": true, "autoReply": true,
+            "createdAt": "2025-03-04T05:06:07Z"
+        }),
+    )
+    .await;
+    let conv = resource_id(&first);
+    // A known customer by id: no new customer, its email recorded.
+    let known = sim.ground_truth().tables["customers"]
+        .iter()
+        .find(|c| !c["emails"].as_array().unwrap().is_empty())
+        .cloned()
+        .unwrap();
+    let known_id = known["id"].as_i64().unwrap();
+    let second = send(
+        &sim,
+        &tok,
+        "POST",
+        "/conversations",
+        &json!({
+            "subject": "Known", "mailboxId": mb, "type": "email", "status": "active",
+            "customer": {"id": known_id},
+            "threads": [{"type": "customer", "text": "Hi again"}]
+        }),
+    )
+    .await;
+    let conv2 = resource_id(&second);
+    let cust = resource_id(
+        &send(&sim, &tok, "POST", "/customers", &json!({"firstName": "Cee", "emails": [{"type": "home", "value": "cee@example.org"}, {"type": "work", "value": "cee@work.example"}]})).await,
+    );
+    let put = json!({"firstName": "Cee", "lastName": "Put"});
+    let patch = json!([{"op": "replace", "path": "/jobTitle", "value": "CTO"}]);
+    assert_eq!(
+        send(&sim, &tok, "PUT", &format!("/customers/{cust}"), &put)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&sim, &tok, "PATCH", &format!("/customers/{cust}"), &patch)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // Refused writes are not records.
+    assert_eq!(
+        send(
+            &sim,
+            &tok,
+            "PUT",
+            &format!("/customers/{cust}"),
+            &json!({"firstName": ""})
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(&sim, &tok, "PATCH", "/customers/1", &patch)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            &sim,
+            &tok,
+            "POST",
+            "/customers",
+            &json!({"lastName": "x".repeat(41)})
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(
+            &sim,
+            &tok,
+            "POST",
+            "/conversations",
+            &new_conversation(1, "a@b.co", "active", &[])
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let c: Created = sim.created();
+    assert_eq!(c.conversations.len(), 2);
+    let a = &c.conversations[0];
+    let served = get(&sim, &tok, &format!("/conversations/{conv}"))
+        .await
+        .body;
+    assert_eq!((a.id, a.number), (conv, served["number"].as_i64().unwrap()));
+    assert_eq!((a.mailbox_id, a.subject.as_str()), (mb, "Imported"));
+    assert_eq!(a.customer_email.as_deref(), Some("Imp.Orter@example.org"));
+    assert_eq!(
+        a.customer_id,
+        served["primaryCustomer"]["id"].as_i64().unwrap()
+    );
+    assert_eq!(a.tags, vec!["b-tag", "a-tag"]);
+    assert!(a.imported && a.auto_reply);
+    assert_eq!(a.text, "<p>First</p>");
+    assert_eq!(a.created_at.to_rfc3339(), "2025-03-04T05:06:07+00:00");
+    let b = &c.conversations[1];
+    assert_eq!((b.id, b.customer_id), (conv2, known_id));
+    assert_eq!(
+        b.customer_email.as_deref(),
+        known["emails"][0]["value"].as_str()
+    );
+    assert!(!b.imported && !b.auto_reply && b.tags.is_empty());
+    assert!(b.created_at >= t0);
+    assert_eq!(c.customers.len(), 2);
+    assert_eq!(c.customers[0].id, a.customer_id);
+    assert_eq!(c.customers[0].emails, vec!["Imp.Orter@example.org"]);
+    assert_eq!(
+        (
+            c.customers[0].first_name.as_deref(),
+            c.customers[0].last_name.as_deref()
+        ),
+        (Some("Imp"), Some("Orter"))
+    );
+    assert_eq!(c.customers[1].id, cust);
+    assert_eq!(
+        c.customers[1].emails,
+        vec!["cee@example.org", "cee@work.example"]
+    );
+    assert_eq!(c.customers[1].last_name, None);
+    assert_eq!(c.customer_updates.len(), 2);
+    assert_eq!(
+        (
+            c.customer_updates[0].id,
+            c.customer_updates[0].method.as_str()
+        ),
+        (cust, "PUT")
+    );
+    assert_eq!(c.customer_updates[0].body, put);
+    assert_eq!(c.customer_updates[1].method, "PATCH");
+    assert_eq!(
+        c.customer_updates[1].body, patch,
+        "a JSON Patch list stays a list"
+    );
+
+    // The admin endpoint serves the same, in the documented JSON shape.
+    let admin: Value = client()
+        .get(format!("http://{}/_admin/created", sim.addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_value::<Created>(admin.clone()).unwrap(), c);
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let set = |ks: &[&str]| -> BTreeSet<String> { ks.iter().map(|k| k.to_string()).collect() };
+    assert_eq!(
+        keys(&admin),
+        set(&["conversations", "customers", "customer_updates"])
+    );
+    assert_eq!(
+        keys(&admin["conversations"][0]),
+        set(&[
+            "id",
+            "number",
+            "mailbox_id",
+            "subject",
+            "customer_email",
+            "customer_id",
+            "tags",
+            "imported",
+            "auto_reply",
+            "text",
+            "created_at"
+        ])
+    );
+    assert_eq!(
+        admin["conversations"][0]["created_at"],
+        "2025-03-04T05:06:07Z"
+    );
+    assert_eq!(admin["conversations"][0]["tags"], json!(["b-tag", "a-tag"]));
+    assert_eq!(
+        keys(&admin["customers"][0]),
+        set(&["id", "emails", "first_name", "last_name", "created_at"])
+    );
+    assert_eq!(
+        keys(&admin["customer_updates"][0]),
+        set(&["id", "method", "body"])
+    );
+    // Mutations are not writes through the API.
+    sim.mutate(&MutationPlan::busy_day(3));
+    assert_eq!(sim.created(), c);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn customer_writes_validate_name_sizes_and_emails() {
+    let sim = start(cfg(20)).await;
+    let tok = token(&sim).await;
+    let bad = |body: Value, path: &'static str, rejected: Value| (body, path, rejected);
+    let long = "n".repeat(41);
+    for (body, path, rejected) in [
+        bad(json!({"firstName": ""}), "firstName", json!("")),
+        bad(json!({"firstName": long}), "firstName", json!(long)),
+        bad(
+            json!({"firstName": "Ok", "lastName": long}),
+            "lastName",
+            json!(long),
+        ),
+        bad(
+            json!({"lastName": "", "emails": [{"type": "work", "value": "ok@example.org"}]}),
+            "lastName",
+            json!(""),
+        ),
+        bad(
+            json!({"firstName": "Ok", "emails": [{"type": "work", "value": "not-an-email"}]}),
+            "emails[0].value",
+            json!("not-an-email"),
+        ),
+        bad(
+            json!({"emails": [{"type": "work", "value": "ok@example.org"}, {"type": "home", "value": "a@b"}]}),
+            "emails[1].value",
+            json!("a@b"),
+        ),
+        bad(
+            json!({"firstName": "Ok", "jobTitle": "j".repeat(61)}),
+            "jobTitle",
+            json!("j".repeat(61)),
+        ),
+    ] {
+        let r = send(&sim, &tok, "POST", "/customers", &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.headers["content-type"], "application/vnd.error+json");
+        assert_eq!(r.body["message"], "Bad request");
+        let errors = r.body["_embedded"]["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{body}: {errors:?}");
+        let e = &errors[0];
+        let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["message", "path", "rejectedValue", "source"]);
+        assert_eq!(
+            (
+                e["path"].as_str().unwrap(),
+                &e["rejectedValue"],
+                e["source"].as_str().unwrap()
+            ),
+            (path, &rejected, "JSON")
+        );
+    }
+    // Both names too long: both reported.
+    let r = send(
+        &sim,
+        &tok,
+        "POST",
+        "/customers",
+        &json!({"firstName": long, "lastName": long}),
+    )
+    .await;
+    assert_eq!(r.body["_embedded"]["errors"].as_array().unwrap().len(), 2);
+    assert!(
+        sim.created().customers.is_empty(),
+        "nothing refused was created"
+    );
+    // The bounds are characters, not bytes: 1 and 40 are fine.
+    let forty = "é".repeat(40);
+    let id = resource_id(
+        &send(
+            &sim,
+            &tok,
+            "POST",
+            "/customers",
+            &json!({"firstName": forty, "lastName": "Ø"}),
+        )
+        .await,
+    );
+    assert_eq!(
+        get(&sim, &tok, &format!("/customers/{id}")).await.body["firstName"],
+        forty
+    );
+    // Updates are held to the same sizes; null clears a name.
+    let r = send(
+        &sim,
+        &tok,
+        "PATCH",
+        &format!("/customers/{id}"),
+        &json!([{"op": "replace", "path": "/lastName", "value": long}]),
+    )
+    .await;
+    assert_eq!(r.body["_embedded"]["errors"][0]["path"], "lastName");
+    let r = send(
+        &sim,
+        &tok,
+        "PATCH",
+        &format!("/customers/{id}"),
+        &json!([{"op": "remove", "path": "/lastName"}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // Conversations: an unknown mailbox is 404, a malformed customer email 400.
+    let mb = mailbox_ids(&sim)[0];
+    let r = send(
+        &sim,
+        &tok,
+        "POST",
+        "/conversations",
+        &new_conversation(mb + 999_999, "ok@example.org", "active", &[]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["message"], "Mailbox not found");
+    let mut body = new_conversation(mb, "ok@example.org", "active", &[]);
+    body["customer"]["email"] = json!("ok@@example.org");
+    let r = send(&sim, &tok, "POST", "/conversations", &body).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers["content-type"], "application/vnd.error+json");
+    let e = &r.body["_embedded"]["errors"][0];
+    assert_eq!(
+        (
+            e["path"].as_str(),
+            e["rejectedValue"].as_str(),
+            e["source"].as_str()
+        ),
+        (
+            Some("customer.email"),
+            Some("ok@@example.org"),
+            Some("JSON")
+        )
+    );
+    assert!(sim.created().conversations.is_empty());
     sim.stop().await;
 }

@@ -40,12 +40,19 @@ fn exports(q: &LogQuery) -> Markup {
 pub(crate) async fn log(State(state): State<Arc<AppState>>, Signed(viewer): Signed, RawQuery(raw): RawQuery) -> Result<Markup, PageError> {
     let q = query(raw)?;
     let filter = q.filter(chrono::Utc::now());
-    let (rows, summary): (Vec<LogRow>, Summary) = state
+    let (rows, summary, duplicates): (Vec<LogRow>, Summary, html::Duplicates) = state
         .read(move |r| {
             let rows = r.log_rows(&filter, PAGE_SIZE + 1)?;
             // The period's figures, whatever page is shown.
             let summary = r.log_summary(&crate::store::LogFilter { before: None, ..filter })?;
-            Ok((rows, summary))
+            // The duplicate views exist once a To-HelpScout row or a sync installed them.
+            let optional = |g: Result<crate::store::Grid, crate::store::StoreError>| match g {
+                Ok(g) => Ok(Some(g)),
+                Err(crate::store::StoreError::ViewMissing { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let duplicates = html::Duplicates { repeat_submitters: optional(r.form_repeat_submitters())?, duplicate_tickets: optional(r.form_duplicate_tickets())? };
+            Ok((rows, summary, duplicates))
         })
         .await?;
     let more = rows.len() > PAGE_SIZE;
@@ -58,6 +65,7 @@ pub(crate) async fn log(State(state): State<Arc<AppState>>, Signed(viewer): Sign
             (html::filters("/log", &q))
             div.side {
                 (html::summary(&summary))
+                (html::duplicates(&duplicates))
                 (html::quick_card(&q))
             }
             section.events aria-label="Events" {
