@@ -111,7 +111,7 @@ fn views_over_absent_tables_are_skipped_with_a_note_and_dropped_when_their_table
     // Only the integration log: the log and API views install, the others are skipped.
     let statuses = prepare(&path, &[]);
     let installed: Vec<&str> = statuses.iter().filter(|s| s.installed).map(|s| s.file.as_str()).collect();
-    assert_eq!(installed, ["010_log_summary.sql", "020_integration_health.sql", "030_api_usage.sql"]);
+    assert_eq!(installed, ["010_log_summary.sql", "020_integration_health.sql", "030_api_usage.sql", "070_form_repeat_submitters.sql"]);
     let happiness = statuses.iter().find(|s| s.file == "040_happiness_ratings.sql").unwrap();
     let note = happiness.note.as_deref().unwrap();
     assert!(note.contains("happiness_ratings_report") && note.contains("does not exist"), "{note}");
@@ -517,7 +517,8 @@ async fn a_sync_of_some_tables_or_columns_installs_what_it_can() {
     sync_ok(&settings).await;
     let path = duckdb_path(dir.path());
     let installed = rows(&path, "SELECT view_file FROM _helpscout_views WHERE installed ORDER BY view_file");
-    assert_eq!(installed.concat(), ["010_log_summary.sql", "020_integration_health.sql", "030_api_usage.sql"]);
+    // The form views need only the log and conversations' id, number, tags and created_at.
+    assert_eq!(installed.concat(), ["010_log_summary.sql", "020_integration_health.sql", "030_api_usage.sql", "070_form_repeat_submitters.sql", "071_form_duplicate_tickets.sql"]);
     // conversations_enriched has all its tables but reads mailboxes.name, which was deselected.
     let note = rows(&path, "SELECT note FROM _helpscout_views WHERE view_file = '060_conversations_enriched.sql'");
     assert!(note[0][0].starts_with("skipped: ") && note[0][0].contains("name"), "{note:?}");

@@ -37,6 +37,8 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// A file through which processes on the same outputs share the account's rate limit.
+    pub shared_schedule: Option<std::path::PathBuf>,
 }
 
 impl ClientConfig {
@@ -54,6 +56,7 @@ impl ClientConfig {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             concurrency: 4,
+            shared_schedule: None,
         }
     }
 }
@@ -120,7 +123,10 @@ impl Client {
         Ok(std::sync::Arc::new(Client {
             http,
             auth: Auth::new(config.credentials.clone(), config.token_store.clone()),
-            throttle: Throttle::new(config.rate_limit, config.rate_window),
+            throttle: match &config.shared_schedule {
+                Some(path) => Throttle::new(config.rate_limit, config.rate_window).shared(path.clone()),
+                None => Throttle::new(config.rate_limit, config.rate_window),
+            },
             config,
             records: Mutex::new(Vec::new()),
             server_now: Mutex::new(None),

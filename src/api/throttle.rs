@@ -1,5 +1,11 @@
 //! Requests spaced to the plan's rate limit: the configured one, or the lower one the API's
 //! `X-RateLimit-Limit-Minute` header reports, so that a normal run never sees a 429.
+//!
+//! The limit is the account's, shared by every process that uses it. Processes on the same
+//! outputs (a cron `sync` beside `serve` delivering tickets) share one schedule of request
+//! slots in a small file under a lock: each request takes the next free slot, so together they
+//! stay under the limit and neither can starve the other (a request waits at most for the
+//! slots already taken, a handful).
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -12,15 +18,35 @@ pub struct Throttle {
     limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
     limit: AtomicU32,
     window: Duration,
+    /// The schedule shared with other processes on the same outputs.
+    shared: Option<std::path::PathBuf>,
 }
 
 impl Throttle {
     pub fn new(limit: u32, window: Duration) -> Self {
-        Throttle { limiter: Mutex::new(Arc::new(RateLimiter::direct(quota(limit, window)))), limit: AtomicU32::new(limit), window }
+        Throttle { limiter: Mutex::new(Arc::new(RateLimiter::direct(quota(limit, window)))), limit: AtomicU32::new(limit), window, shared: None }
+    }
+
+    /// Shares the schedule with other processes through this file.
+    pub fn shared(mut self, path: std::path::PathBuf) -> Self {
+        self.shared = Some(path);
+        self
     }
 
     /// Waits for this request's turn.
     pub async fn ready(&self) {
+        if let Some(path) = &self.shared {
+            match take_slot(path, self.spacing()) {
+                Ok(wait) => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    return;
+                }
+                // An unusable file (a read-only state folder): this process spaces alone.
+                Err(e) => tracing::debug!(error = %e, "the shared request schedule is unusable"),
+            }
+        }
         let limiter = Arc::clone(&self.limiter.lock().unwrap_or_else(|e| e.into_inner()));
         limiter.until_ready().await;
     }
@@ -45,6 +71,34 @@ impl Throttle {
         tracing::info!(limit, "the API reports a lower rate limit than configured; following it");
         *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(RateLimiter::direct(quota(limit, self.window)));
     }
+}
+
+/// Takes the next free slot of the shared schedule: returns how long to wait for it. The file
+/// holds the next free slot's time (microseconds since the epoch), read and moved under an
+/// exclusive lock.
+fn take_slot(path: &std::path::Path, spacing: Duration) -> std::io::Result<Duration> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let open = || std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path);
+    let mut file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+            open()?
+        }
+        other => other?,
+    };
+    file.lock()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+    let next_free = text.trim().parse::<u64>().unwrap_or(0);
+    // A schedule far ahead of now is stale (a clock change): start again from now.
+    let slot = if next_free > now + 3_600_000_000 { now } else { next_free.max(now) };
+    let after = slot + spacing.as_micros() as u64;
+    file.seek(SeekFrom::Start(0))?;
+    file.set_len(0)?;
+    file.write_all(after.to_string().as_bytes())?;
+    file.unlock()?;
+    Ok(Duration::from_micros(slot - now))
 }
 
 /// Spacing requests by window/(limit−1) never puts more than `limit` in any window.
@@ -72,6 +126,23 @@ mod tests {
         }
         assert_eq!(spacing(1, Duration::from_secs(1)), Duration::from_secs(1));
         assert_eq!(spacing(0, Duration::ZERO), Duration::from_micros(1));
+    }
+
+    #[test]
+    fn processes_sharing_a_schedule_take_consecutive_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("schedule");
+        let gap = Duration::from_millis(100);
+        // Three takers (as if three processes): the waits grow by one gap each.
+        let waits: Vec<Duration> = (0..3).map(|_| take_slot(&path, gap).unwrap()).collect();
+        assert!(waits[0] < Duration::from_millis(5), "{waits:?}");
+        for pair in waits.windows(2) {
+            let step = pair[1].saturating_sub(pair[0]);
+            assert!(step > Duration::from_millis(90) && step <= gap, "{waits:?}");
+        }
+        // A stale schedule far in the future is reset.
+        std::fs::write(&path, u64::MAX.to_string()).unwrap();
+        assert!(take_slot(&path, gap).unwrap() < Duration::from_millis(5));
     }
 
     #[test]

@@ -308,6 +308,7 @@ pub fn resolve(
 
     let mut client = ClientConfig::new(base_url, token_url, credentials);
     client.token_store = Some(TokenStore { path: outputs.token_store() });
+    client.shared_schedule = Some(outputs.state_dir().join("request-schedule"));
     if let Some(ua) = &api.user_agent {
         client.user_agent = ua.clone();
     }

@@ -14,7 +14,9 @@ use crate::cli::args::DemoArgs;
 use crate::cli::config::{self, FileConfig, Overrides};
 use crate::cli::exit::Exit;
 use crate::cli::progress::Progress;
+use crate::deliver::{self, Delivery, FormSettings, PushSettings};
 use crate::extract::{self, RunStatus};
+use crate::store::Outbox;
 use crate::web::{self, Role, ServeConfig};
 
 /// Files the demo owns in its folder; anything else there means the folder is not the demo's.
@@ -63,6 +65,32 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let second = extract::sync(&settings.outputs, &settings.sync, &Progress::auto()).await?;
     write_report(out, &second, false)?;
 
+    // To HelpScout: a contact form's submissions, one sent twice and one with a broken email.
+    let mailbox = sim.ground_truth_table("mailboxes").and_then(|rows| rows.first().and_then(|m| m.get("id")?.as_i64())).context("the simulated account has a mailbox")?;
+    let secret: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
+    let form = FormSettings { name: "contact".into(), secret: Some(secret.clone()), mailbox_id: mailbox, tags: vec!["website".into()], imported: true, auto_reply: false };
+    let push = PushSettings { forms: [("contact".to_string(), form)].into(), ..Default::default() };
+    let mut outbox = Outbox::open(settings.outputs.outbox())?;
+    let samples = [
+        ("demo-1", "jane@example.com", "Where is my order?"),
+        ("demo-1", "jane@example.com", "Where is my order?"),
+        ("demo-2", "joe at example.com", "Please call me back"),
+    ];
+    for (id, email, subject) in samples {
+        let fields = [("submission_id", id), ("email", email), ("name", "Demo Customer"), ("subject", subject), ("message", "Sent from the demo's contact form.")];
+        let (submission, given) = deliver::intake::submission("contact", fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())?;
+        deliver::receive(&mut outbox, &push, &submission, given)?;
+    }
+    drop(outbox);
+    let delivered = Delivery::new(&settings.outputs, crate::api::Client::new(settings.sync.client.clone())?, &push)?.run(settings.sync.lock_timeout).await?;
+    writeln!(
+        out,
+        "\n4. To HelpScout: 3 contact-form posts -> {} ticket created, 1 repeat ignored, {} failed ({})",
+        delivered.tickets_created,
+        delivered.failed.len(),
+        delivered.failed.iter().map(|(_, reason)| reason.as_str()).collect::<Vec<_>>().join(", ")
+    )?;
+
     let db = settings.outputs.duckdb.display().to_string();
     let parquet = settings.outputs.parquet.display().to_string();
     writeln!(
@@ -72,6 +100,7 @@ Loaded into {db} and {parquet}/. Try:
 
   duckdb -readonly {db} "SELECT status, count(*) FROM conversations GROUP BY ALL ORDER BY 2 DESC"
   duckdb -readonly {db} "SELECT event_type, status, count(*) FROM helpscout_log GROUP BY ALL ORDER BY 3 DESC"
+  duckdb -readonly {db} "SELECT event_type, status, customer_email, conversation_id, error_message FROM helpscout_log WHERE direction = 'To HelpScout'"
   python3 -c "import duckdb; con = duckdb.connect('{db}', read_only=True); print(con.sql('SELECT c.subject, cu.first_name FROM conversations c JOIN customers cu ON c.primary_customer.id = cu.id LIMIT 5'))"
   python3 -c "import pyarrow.dataset as ds; print(ds.dataset('{parquet}/conversations', partitioning='hive').to_table().num_rows)"
   helpscout-etl status --output {dir}
@@ -84,8 +113,13 @@ Loaded into {db} and {parquet}/. Try:
         // that retries from the page reach it.
         let password: String = rand::random::<[u8; 9]>().iter().map(|b| format!("{b:02x}")).collect();
         web::user_store(&settings.outputs).add(DEMO_USER, Role::Administrator, &password)?;
-        writeln!(out, "4. The HelpScout Log page: sign in as {DEMO_USER} with the one-time password {password}")?;
-        let config = ServeConfig { outputs: settings.outputs.clone(), sync: Some(settings.sync.clone()), push: Default::default(), listen: args.listen };
+        writeln!(out, "5. The HelpScout Log page: sign in as {DEMO_USER} with the one-time password {password}")?;
+        writeln!(
+            out,
+            "   Post to the demo's contact form:\n   curl -s http://{}/forms/contact -H 'X-Form-Secret: {secret}' -H 'content-type: application/json' -d '{{\"email\":\"you@example.com\",\"subject\":\"Hello\",\"message\":\"Hi\"}}'",
+            args.listen
+        )?;
+        let config = ServeConfig { outputs: settings.outputs.clone(), sync: Some(settings.sync.clone()), push, listen: args.listen };
         let served = serve(config, out).await;
         sim.stop().await;
         served?;
