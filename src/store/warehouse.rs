@@ -8,6 +8,11 @@ use duckdb::Connection;
 
 use super::{StoreError, db};
 
+/// One commit at a time within this process. DuckDB's file lock is a POSIX record lock, which
+/// keeps other processes out but not another connection of the same process: two writers here
+/// (a page's retry or the outbox's log copy beside a sync) would both append to the WAL.
+static COMMIT_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// How long a reader waits for a commit in progress before it says so.
 const READ_WAIT: Duration = Duration::from_secs(3);
 
@@ -106,6 +111,7 @@ impl Warehouse {
 
     /// Runs `f` in one transaction on a freshly opened connection; the file is closed after.
     pub fn commit<T, E: From<StoreError>>(&self, stats: &mut WindowStats, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        let _gate = COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let mut conn = self.connect()?;
         let result = {
