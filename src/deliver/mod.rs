@@ -148,6 +148,11 @@ pub fn receive_customer(outbox: &mut Outbox, record: &CustomerRecord) -> Result<
 
 /// Copies the outbox's new log rows into the DuckDB file (waiting at most `wait` for it).
 pub fn mirror(outputs: &Outputs, outbox: &Outbox, wait: Duration) -> Result<u64, StoreError> {
+    // Nothing new since the last copy: the DuckDB file is not opened (analysts keep it).
+    let newest = outbox.log_version()?;
+    if newest <= outbox.copied_hint()? && outputs.duckdb.exists() {
+        return Ok(0);
+    }
     let id = outbox.id()?;
     let mut warehouse = Warehouse::new(&outputs.duckdb);
     warehouse.lock_timeout = wait;
@@ -164,6 +169,7 @@ pub fn mirror(outputs: &Outputs, outbox: &Outbox, wait: Duration) -> Result<u64,
             Ok(events.len())
         })?;
         if more == 0 {
+            outbox.set_copied_hint(newest)?;
             return Ok(copied);
         }
         copied += more as u64;

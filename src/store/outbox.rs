@@ -399,6 +399,20 @@ impl Outbox {
         Ok(out)
     }
 
+    /// The version the log was last copied up to, as this outbox remembers it (the DuckDB file's
+    /// own mark is the truth; this only spares opening the file when nothing is new).
+    pub fn copied_hint(&self) -> Result<i64, StoreError> {
+        let v: Option<String> = self.conn.query_row("SELECT value FROM meta WHERE key = 'copied'", [], |r| r.get(0)).optional().map_err(self.fail())?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    pub fn set_copied_hint(&self, version: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT INTO meta (key, value) VALUES ('copied', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![version.to_string()])
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
     /// The newest log row version.
     pub fn log_version(&self) -> Result<i64, StoreError> {
         self.conn.query_row("SELECT coalesce(max(version), 0) FROM log_rows", [], |r| r.get(0)).map_err(self.fail())

@@ -201,7 +201,7 @@ def main() -> None:
             ctx, page = session(admin)
             page.goto(base + "/failures?range=all&type=Ticket+Created")
             page.screenshot(path=str(OUT / "failures.png"))
-            page.get_by_role("button", name="Retry").first.click()
+            page.locator("tr", has_text="connection dropped").get_by_role("button", name="Retry").click()
             page.wait_for_load_state()
             check("retried, 0 still failing" in page.content(), "the Administrator's retry succeeds")
             page.goto(base + f"/log?range=all&q={conv_id}&status=Success&type=Ticket+Created")
@@ -215,6 +215,29 @@ def main() -> None:
             page.wait_for_load_state()
             check(page.get_by_text("Other events of this conversation or customer").count() == 1, "an event's page")
             page.screenshot(path=str(OUT / "event.png"))
+
+            # --- To HelpScout: the demo's contact form sent one submission twice and one with a
+            # broken email. The repeat is shown; the Administrator corrects the email and retries.
+            page.goto(base + "/log?range=all")
+            dup = page.locator("section.duplicates")
+            check(dup.count() == 1 and "jane@example.com" in dup.inner_text(), "the Form duplicates box names the repeat submitter")
+            page.goto(base + "/log?range=all&status=Failed&q=joe+at+example.com")
+            page.locator("td.when a").first.click()
+            page.wait_for_load_state()
+            check("Invalid email address" in page.content(), "the failed submission says why")
+            page.locator("form.correct input[name=email]").fill("joe@example.com")
+            page.locator("form.correct").get_by_role("button", name="Retry").click()
+            page.wait_for_load_state()
+            check("queued again with the same marker" in page.content(), "the corrected submission is queued again")
+            delivered = False
+            for _ in range(40):  # the background delivery sends it within moments
+                page.goto(base + "/log?range=all&status=Success&q=joe%40example.com&type=Ticket+Created")
+                if page.locator("table.log tbody tr").count() >= 1:
+                    delivered = True
+                    break
+                time.sleep(0.5)
+            check(delivered, "and becomes a ticket, logged Success")
+            page.screenshot(path=str(OUT / "to-helpscout.png"))
 
             # --- A commit in progress: another process holds the file; the page says so.
             holder = subprocess.Popen([sys.executable, "-c",
