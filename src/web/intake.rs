@@ -46,7 +46,7 @@ fn authentic(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
@@ -61,7 +61,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// The fields of a body by its content type.
-fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, Response> {
+fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, Box<Response>> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let parsed = if content_type.starts_with("application/json") {
         intake::json_fields(body)
@@ -72,7 +72,7 @@ fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, Res
     };
     parsed.map_err(|e| {
         let status = if matches!(e, intake::IntakeError::ContentType(_)) { StatusCode::UNSUPPORTED_MEDIA_TYPE } else { StatusCode::BAD_REQUEST };
-        refused(status, &e.to_string())
+        Box::new(refused(status, &e.to_string()))
     })
 }
 
@@ -88,7 +88,7 @@ pub(crate) async fn form(State(state): State<Arc<AppState>>, Path(form): Path<St
     }
     let fields = match fields(&headers, &body) {
         Ok(f) => f,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (submission, given) = match intake::submission(&form, fields) {
         Ok(s) => s,
@@ -130,7 +130,7 @@ pub(crate) async fn customer(State(state): State<Arc<AppState>>, headers: Header
     let record = match fields(&headers, &body).map(intake::customer) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return refused(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let problem = record.problem();
     let app = state.clone();

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 pub mod cli;
 mod clock;
+mod created;
 pub mod contract;
 pub mod dates;
 mod faults;
@@ -45,7 +46,7 @@ pub use render::CHAT_EMBED_LIMIT;
 pub use stats::{EndpointStat, RequestStats};
 pub use contract::{contract_columns, joins, primary_key};
 pub use truth::path as row_path;
-pub use writes::{Created, CreatedConversation, CreatedCustomer, CustomerUpdate};
+pub use created::{Created, CreatedConversation, CreatedCustomer, CustomerUpdate};
 
 /// The account's plan: the reports endpoints answer 403 on Standard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

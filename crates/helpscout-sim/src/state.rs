@@ -9,7 +9,7 @@ use super::model::{
     ConvStatus, Conversation, Customer, FolderKind, Mailbox, PersonRef, RemovedConv, Tag, Team,
     User, Workflow,
 };
-use super::writes::Created;
+use super::created::Created;
 
 /// Id counters for new objects (always above every generated id).
 #[derive(Clone, Debug, Default)]
