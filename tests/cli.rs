@@ -391,3 +391,39 @@ async fn sigkill_anywhere_in_delivery_then_a_rerun_makes_exactly_one_ticket_per_
     assert_eq!(sim.created().conversations.len(), N);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_answered_202_survives_a_sigkill_of_the_server_right_after_the_answer() {
+    use std::io::BufRead;
+    let sim = simulator(5, 22).await;
+    let mailbox = sim.ground_truth_table("mailboxes").unwrap()[0]["id"].as_i64().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(&sim, tmp.path(), &format!("[forms.contact]\nmailbox = {mailbox}\n[push]\nrecheck_secs = 0\n"));
+    let out = tmp.path().join("out");
+    helpscout_etl::web::user_store(&helpscout_etl::store::Outputs::under(&out)).add("ann", helpscout_etl::web::Role::Administrator, "a long password").unwrap();
+    let secret = "kill-test-secret-0123";
+    let mut server = command(tmp.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("HELPSCOUT_FORM_CONTACT_SECRET", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("serve says where").to_string();
+    let body = r#"{"submission_id":"kill-1","email":"jane@example.com","subject":"Help","message":"Please"}"#;
+    let r = reqwest::Client::new().post(format!("http://{addr}/forms/contact")).header("x-form-secret", secret).header("content-type", "application/json").body(body).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    server.kill().unwrap(); // SIGKILL, right after the answer
+    server.wait().unwrap();
+    let outbox = helpscout_etl::store::Outbox::open(helpscout_etl::store::Outputs::under(&out).outbox()).unwrap();
+    assert!(outbox.get::<helpscout_etl::catalog::outbound::Submission>("forms/contact/kill-1").unwrap().is_some(), "the acknowledged submission is on disk");
+    drop(outbox);
+    let o = command(tmp.path()).args(["push", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let marker = helpscout_etl::catalog::outbound::marker("contact", "kill-1");
+    assert_eq!(sim.created().conversations.iter().filter(|c| c.tags.contains(&marker)).count(), 1);
+    sim.stop().await;
+}

@@ -281,7 +281,8 @@ async fn the_intake_answers_202_only_once_durable_even_while_a_sync_holds_the_du
     let sim = simulator(5, 7).await;
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(&sim, dir.path());
-    let push = push_settings(mailbox(&sim));
+    let mut push = push_settings(mailbox(&sim));
+    push.customers_secret = Some("customers-secret-123".into());
     web::user_store(&settings.outputs).add("ann", Role::Administrator, "admin password").unwrap();
     // No credentials: the server takes and logs submissions; this test delivers them itself.
     let server = web::bind(ServeConfig { outputs: settings.outputs.clone(), sync: None, push: push.clone(), listen: "127.0.0.1:0".parse().unwrap() }).await.unwrap();
@@ -331,16 +332,22 @@ async fn the_intake_answers_202_only_once_durable_even_while_a_sync_holds_the_du
         ("/forms/contact", "application/json", b"{not json".to_vec(), vec![("x-form-secret", secret.into())], 400),
         ("/forms/contact", "application/json", br#"{"email":{"a":1}}"#.to_vec(), vec![("x-form-secret", secret.into())], 400),
         ("/forms/contact", "application/json", vec![b' '; 70 * 1024], vec![("x-form-secret", secret.into())], 413),
-        ("/customers", "application/json", br#"{"email":"a@b.co"}"#.to_vec(), vec![("x-form-secret", secret.into())], 404),
+        ("/customers", "application/json", br#"{"email":"a@b.co"}"#.to_vec(), vec![("x-form-secret", secret.into())], 401),
+        ("/customers", "application/json", br#"{"shoe_size":"9"}"#.to_vec(), vec![("x-form-secret", "customers-secret-123".into())], 400),
     ];
     for (path, ct, body, headers, want) in cases {
         let r = post(path, ct, body, headers.clone()).await.unwrap();
         assert_eq!(r.status().as_u16(), want, "{path} {ct} {headers:?}");
     }
+    // A customer record from the business's system, with its own secret.
+    let customer = br#"{"email":"ann@example.org","first_name":"Ann","job_title":"CTO"}"#.to_vec();
+    let r = post("/customers", "application/json", customer, vec![("x-form-secret", "customers-secret-123".into())]).await.unwrap();
+    assert_eq!(r.status(), 202);
     assert_eq!(outbox.counts(Queue::Submissions).unwrap().queued, 3);
+    assert_eq!(outbox.counts(Queue::CustomerRecords).unwrap().queued, 1);
     drop(held);
     let report = deliver_all(&settings, &push).await;
-    assert_eq!((report.tickets_created, report.failed.len()), (2, 1), "{report:?}");
+    assert_eq!((report.tickets_created, report.failed.len(), report.customers_created), (2, 1, 1), "{report:?}");
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }

@@ -114,7 +114,7 @@ def main() -> None:
             email, conv_id, number = con.execute(
                 "SELECT customer_email, conversation_id, conversation_number FROM helpscout_log "
                 "WHERE event_type = 'Ticket Created' AND customer_email IS NOT NULL ORDER BY event_id LIMIT 1").fetchone()
-            tickets = con.execute("SELECT count(*) FROM helpscout_log WHERE event_type = 'Ticket Created'").fetchone()[0]
+            tickets = con.execute("SELECT count(*) FROM helpscout_log WHERE event_type = 'Ticket Created' AND status = 'Success'").fetchone()[0]
         # A failed record to retry, and a record carrying hostile HTML, as a broken sync would
         # leave them (written while the page is idle: it holds the file only per request).
         with duckdb.connect(db_path) as con:
