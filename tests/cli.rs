@@ -410,14 +410,17 @@ async fn a_submission_answered_202_survives_a_sigkill_of_the_server_right_after_
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // The reader stays open until the kill: `serve` goes on printing (its forms' addresses).
+    let mut said = std::io::BufReader::new(server.stdout.take().unwrap());
     let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    said.read_line(&mut first).unwrap();
     let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("serve says where").to_string();
     let body = r#"{"submission_id":"kill-1","email":"jane@example.com","subject":"Help","message":"Please"}"#;
     let r = reqwest::Client::new().post(format!("http://{addr}/forms/contact")).header("x-form-secret", secret).header("content-type", "application/json").body(body).send().await.unwrap();
     assert_eq!(r.status(), 202);
     server.kill().unwrap(); // SIGKILL, right after the answer
     server.wait().unwrap();
+    drop(said);
     let outbox = helpscout_etl::store::Outbox::open(helpscout_etl::store::Outputs::under(&out).outbox()).unwrap();
     assert!(outbox.get::<helpscout_etl::catalog::outbound::Submission>("forms/contact/kill-1").unwrap().is_some(), "the acknowledged submission is on disk");
     drop(outbox);
@@ -425,5 +428,40 @@ async fn a_submission_answered_202_survives_a_sigkill_of_the_server_right_after_
     assert!(o.status.success(), "{}", stderr(&o));
     let marker = helpscout_etl::catalog::outbound::marker("contact", "kill-1");
     assert_eq!(sim.created().conversations.iter().filter(|c| c.tags.contains(&marker)).count(), 1);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_and_a_push_side_by_side_share_the_rate_limit_without_a_429() {
+    // A small plan: 40 request units a second, writes weighing 2.
+    let sim = Simulator::start(SimConfig { conversations: 80, seed: 23, rate_window: Duration::from_secs(1), rate_limit_per_minute: 40, ..Default::default() }).await.unwrap();
+    let mailbox = sim.ground_truth_table("mailboxes").unwrap()[0]["id"].as_i64().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("small-plan.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "start_date = \"2015-01-01\"\n[helpscout]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nbase_url = \"{}\"\ntoken_url = \"{}\"\nrate_window_secs = 1\nrate_limit_per_minute = 40\n\
+             [output]\ndir = \"{}\"\n[forms.contact]\nmailbox = {mailbox}\n[push]\nrecheck_secs = 0\n",
+            sim.config().client_id,
+            sim.config().client_secret,
+            sim.base_url(),
+            sim.token_url(),
+            tmp.path().join("out").display()
+        ),
+    )
+    .unwrap();
+    let file = tmp.path().join("forms.jsonl");
+    let lines: Vec<String> = (1..=30).map(|i| format!(r#"{{"submission_id":"s-{i}","email":"c{i}@example.com","subject":"S {i}","message":"M"}}"#)).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    sim.reset_request_stats();
+    let sync = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let push = command(tmp.path()).args(["push", "forms"]).arg(&file).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (sync, push) = (sync.wait_with_output().unwrap(), push.wait_with_output().unwrap());
+    assert!(sync.status.success(), "{}", stderr(&sync));
+    assert!(push.status.success(), "{}", stderr(&push));
+    let stats = sim.request_stats();
+    assert_eq!(stats.rate_limited, 0, "two processes on one account stayed under its limit: {stats:?}");
+    assert_eq!(sim.created().conversations.len(), 30);
     sim.stop().await;
 }
