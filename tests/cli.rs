@@ -389,6 +389,17 @@ async fn sigkill_anywhere_in_delivery_then_a_rerun_makes_exactly_one_ticket_per_
     let o = command(tmp.path()).args(["push", "forms"]).arg(&file).arg("--config").arg(&config).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("Queued 0 (repeats ignored: {N})")), "{}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(sim.created().conversations.len(), N);
+    // The repeats are visible; tickets per submission are checked once conversations are synced.
+    let duplicates = || {
+        let o = command(tmp.path()).args(["log", "duplicates", "--config"]).arg(&config).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = duplicates();
+    assert!(before.contains("c1@example.com") && before.contains("unknown until `helpscout-etl sync`"), "{before}");
+    let o = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(duplicates().contains("Submissions with more than one ticket (must be none):\n  none"), "{}", duplicates());
     sim.stop().await;
 }
 
