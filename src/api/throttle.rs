@@ -36,7 +36,8 @@ impl Throttle {
     /// Waits for this request's turn.
     pub async fn ready(&self) {
         if let Some(path) = &self.shared {
-            match take_slot(path, self.spacing()) {
+            let gaps = Gaps { alone: self.spacing(), shared: shared_spacing(self.limit(), self.window), window: self.window };
+            match take_slot(path, std::process::id(), gaps) {
                 Ok(wait) => {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
@@ -73,10 +74,20 @@ impl Throttle {
     }
 }
 
+/// The gap after a slot: the plan's own while this process is the only one taking slots, with
+/// headroom while another took one within the last window.
+#[derive(Debug, Clone, Copy)]
+struct Gaps {
+    alone: Duration,
+    shared: Duration,
+    window: Duration,
+}
+
 /// Takes the next free slot of the shared schedule: returns how long to wait for it. The file
-/// holds the next free slot's time (microseconds since the epoch), read and moved under an
+/// holds the next free slot's time (microseconds since the epoch), the process that took the
+/// last slot, and until when another process counts as sharing; it is read and moved under an
 /// exclusive lock.
-fn take_slot(path: &std::path::Path, spacing: Duration) -> std::io::Result<Duration> {
+fn take_slot(path: &std::path::Path, pid: u32, gaps: Gaps) -> std::io::Result<Duration> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let open = || std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path);
     let mut file = match open() {
@@ -90,15 +101,26 @@ fn take_slot(path: &std::path::Path, spacing: Duration) -> std::io::Result<Durat
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
-    let next_free = text.trim().parse::<u64>().unwrap_or(0);
+    let mut fields = text.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+    let (next_free, last_pid, mut shared_until) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0), fields.next().unwrap_or(0));
+    if last_pid != 0 && last_pid != u64::from(pid) {
+        shared_until = now + gaps.window.as_micros() as u64;
+    }
+    let gap = if now < shared_until { gaps.shared } else { gaps.alone };
     // A schedule far ahead of now is stale (a clock change): start again from now.
     let slot = if next_free > now + 3_600_000_000 { now } else { next_free.max(now) };
-    let after = slot + spacing.as_micros() as u64;
+    let after = slot + gap.as_micros() as u64;
     file.seek(SeekFrom::Start(0))?;
     file.set_len(0)?;
-    file.write_all(after.to_string().as_bytes())?;
+    file.write_all(format!("{after} {pid} {shared_until}").as_bytes())?;
     file.unlock()?;
     Ok(Duration::from_micros(slot - now))
+}
+
+/// The shared schedule leaves a tenth of the limit unused: requests of several processes that a
+/// busy machine delays past their slot then still fit in the window they arrive in.
+fn shared_spacing(limit: u32, window: Duration) -> Duration {
+    spacing((limit - limit / 10).max(2), window)
 }
 
 /// Spacing requests by window/(limit−1) never puts more than `limit` in any window.
@@ -132,17 +154,21 @@ mod tests {
     fn processes_sharing_a_schedule_take_consecutive_slots() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("schedule");
-        let gap = Duration::from_millis(100);
-        // Three takers (as if three processes): the waits grow by one gap each.
-        let waits: Vec<Duration> = (0..3).map(|_| take_slot(&path, gap).unwrap()).collect();
-        assert!(waits[0] < Duration::from_millis(5), "{waits:?}");
-        for pair in waits.windows(2) {
-            let step = pair[1].saturating_sub(pair[0]);
-            assert!(step > Duration::from_millis(90) && step <= gap, "{waits:?}");
-        }
+        let gaps = Gaps { alone: Duration::from_millis(100), shared: Duration::from_millis(150), window: Duration::from_secs(60) };
+        let steps = |waits: &[Duration]| waits.windows(2).map(|p| p[1].saturating_sub(p[0]).as_millis() as u64).collect::<Vec<_>>();
+        // One process alone: its waits grow by the plan's gap.
+        let alone: Vec<Duration> = (0..3).map(|_| take_slot(&path, 1, gaps).unwrap()).collect();
+        assert!(alone[0] < Duration::from_millis(5), "{alone:?}");
+        assert!(steps(&alone).iter().all(|s| (90..=100).contains(s)), "{alone:?}");
+        // A second process takes slots too: from now on both leave headroom.
+        let shared: Vec<Duration> = [2, 1, 2, 1].iter().map(|pid| take_slot(&path, *pid, gaps).unwrap()).collect();
+        assert!(steps(&shared).iter().all(|s| (140..=150).contains(s)), "{shared:?}");
         // A stale schedule far in the future is reset.
-        std::fs::write(&path, u64::MAX.to_string()).unwrap();
-        assert!(take_slot(&path, gap).unwrap() < Duration::from_millis(5));
+        std::fs::write(&path, format!("{} 1 0", u64::MAX)).unwrap();
+        assert!(take_slot(&path, 1, gaps).unwrap() < Duration::from_millis(5));
+        // Shared, a tenth of the limit is headroom.
+        assert_eq!(shared_spacing(400, Duration::from_secs(60)), spacing(360, Duration::from_secs(60)));
+        assert_eq!(shared_spacing(2, Duration::from_secs(1)), spacing(2, Duration::from_secs(1)));
     }
 
     #[test]
