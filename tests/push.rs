@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use helpscout_etl::catalog::outbound::Submission;
+use helpscout_etl::catalog::outbound::{FailureReason, Submission};
 use helpscout_etl::cli::config::Settings;
 use helpscout_etl::deliver::{self, Correction, Delivery, DeliveryReport, FormSettings, PushSettings, intake};
 use helpscout_etl::store::{LogFilter, Outbox, Queue, Received, Warehouse};
@@ -214,7 +214,7 @@ async fn refused_credentials_and_an_exhausted_rate_limit_fail_the_record_and_sto
     sim.set_faults(on_posts("/v2/conversations", 100, FaultKind::RateLimitBurst));
     let report = deliver_all(&settings, &push).await;
     sim.set_faults(FaultPlan::default());
-    assert_eq!(report.stopped.as_deref(), Some("Rate limit exceeded"), "{report:?}");
+    assert_eq!(report.stopped, Some(FailureReason::RateLimitExceeded), "{report:?}");
     assert_eq!((report.failed.len(), report.waiting), (1, 1), "the other stays queued: {report:?}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -222,7 +222,7 @@ async fn refused_credentials_and_an_exhausted_rate_limit_fail_the_record_and_sto
     refused.sync.client.max_attempts = 1;
     receive(&refused, &push, &submission("a-1", "a@example.com"));
     let report = deliver_all(&refused, &push).await;
-    assert_eq!(report.stopped.as_deref(), Some("Authentication failed"), "{report:?}");
+    assert_eq!(report.stopped, Some(FailureReason::AuthenticationFailed), "{report:?}");
     assert_eq!(log_of(dir.path())[0].3.as_deref(), Some("Authentication failed"));
     assert!(sim.created().conversations.is_empty());
 }

@@ -46,13 +46,21 @@ pub struct DeliveryReport {
     /// Records still on their way (an answer to check, Help Scout unreachable).
     pub waiting: u64,
     /// Why the run stopped early (the account, not one record, is the problem).
-    pub stopped: Option<String>,
+    #[serde(serialize_with = "reason_message")]
+    pub stopped: Option<FailureReason>,
     /// Log rows copied into the DuckDB file.
     pub logged: u64,
     /// Another process holds the delivery lock and sends the outbox itself.
     pub delivered_elsewhere: bool,
     /// The DuckDB file stayed busy: log rows wait in the outbox for the next copy.
     pub log_waiting: bool,
+}
+
+fn reason_message<S: serde::Serializer>(reason: &Option<FailureReason>, s: S) -> Result<S::Ok, S::Error> {
+    match reason {
+        Some(r) => s.serialize_some(&r.message()),
+        None => s.serialize_none(),
+    }
 }
 
 /// Wakes the background delivery (a new record) or stops it.
@@ -130,13 +138,15 @@ pub fn receive(outbox: &mut Outbox, settings: &PushSettings, submission: &Submis
     if !settings.forms.contains_key(&submission.form) {
         return Err(DeliverError::UnknownForm { name: submission.form.clone(), known: settings.forms.keys().cloned().collect::<Vec<_>>().join(", ") });
     }
-    let received = outbox.receive(submission, caller_gave_id, settings.duplicate_window, |source_id| {
-        if source_id.contains("#repeat-") {
-            let of = source_id.split("#repeat-").next().unwrap_or(source_id);
-            event(source_id, EventType::DuplicateIgnored, Status::Success, Some(&submission.email), format!("Form {:?} sent {of} again ({:?}); no second ticket", submission.form, submission.subject))
-        } else {
-            event(source_id, EventType::TicketCreated, Status::Pending, Some(&submission.email), received_details(submission))
-        }
+    let received = outbox.receive(submission, caller_gave_id, settings.duplicate_window, |arrival| match arrival {
+        Received::Duplicate { source_id, of } => event(
+            source_id,
+            EventType::DuplicateIgnored,
+            Status::Success,
+            Some(&submission.email),
+            format!("Form {:?} sent {of} again ({:?}); no second ticket", submission.form, submission.subject),
+        ),
+        Received::New { source_id } => event(source_id, EventType::TicketCreated, Status::Pending, Some(&submission.email), received_details(submission)),
     })?;
     Ok(received)
 }
@@ -241,13 +251,13 @@ impl<'a> Delivery<'a> {
         let attempted = submissions.len() + customers.len();
         for item in submissions {
             if let Settled::Stop(reason) = self.submission(item).await? {
-                self.report.stopped = Some(reason.message());
+                self.report.stopped = Some(reason);
                 return Ok(attempted);
             }
         }
         for item in customers {
             if let Settled::Stop(reason) = self.customer(item).await? {
-                self.report.stopped = Some(reason.message());
+                self.report.stopped = Some(reason);
                 return Ok(attempted);
             }
         }

@@ -102,7 +102,7 @@ impl LogFilter {
                 // A conversation's link, pasted.
                 Err(_) if search.starts_with("http") => w.push("conversation_url = ?", [DbValue::Text(search.to_string())]),
                 // A submission's or customer record's id as the log shows it (`forms/contact/…`).
-                Err(_) if search.starts_with("forms/") || search.starts_with("customers/") => w.push("source_id = ?", [DbValue::Text(search.to_string())]),
+                Err(_) if super::outbox::is_source_id(search) => w.push("source_id = ?", [DbValue::Text(search.to_string())]),
                 // ILIKE is much faster without an ESCAPE clause, needed only for `%`, `_`, `\`.
                 Err(_) if !search.contains(['%', '_', '\\']) => w.push("customer_email ILIKE ?", [DbValue::Text(format!("%{search}%"))]),
                 Err(_) => w.push("customer_email ILIKE ? ESCAPE '\\'", [DbValue::Text(format!("%{}%", like_escaped(search)))]),

@@ -94,6 +94,15 @@ pub enum Received {
     Duplicate { source_id: String, of: String },
 }
 
+impl Received {
+    /// The key of the log row this arrival writes.
+    pub fn source_id(&self) -> &str {
+        match self {
+            Received::New { source_id } | Received::Duplicate { source_id, .. } => source_id,
+        }
+    }
+}
+
 /// The counts `push` and the tests report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxCounts {
@@ -163,8 +172,17 @@ impl Queue {
 
     /// The queue a source id belongs to.
     pub fn of(source_id: &str) -> Queue {
-        if source_id.starts_with("customers/") { Queue::CustomerRecords } else { Queue::Submissions }
+        if source_id.starts_with(CUSTOMERS_PREFIX) { Queue::CustomerRecords } else { Queue::Submissions }
     }
+}
+
+/// How the outbox spells the ids of its records (and so of their log rows).
+const FORMS_PREFIX: &str = "forms/";
+const CUSTOMERS_PREFIX: &str = "customers/";
+
+/// Whether a text is spelled like an outbox record's id (what the log search looks for).
+pub fn is_source_id(text: &str) -> bool {
+    text.starts_with(FORMS_PREFIX) || text.starts_with(CUSTOMERS_PREFIX)
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -177,7 +195,7 @@ fn from_micros(us: i64) -> DateTime<Utc> {
 
 /// A submission's key in the outbox and the log: `forms/{form}/{id}`.
 pub fn submission_source_id(form: &str, id: &str) -> String {
-    format!("forms/{form}/{id}")
+    format!("{FORMS_PREFIX}{form}/{id}")
 }
 
 fn content_hash(s: &Submission) -> String {
@@ -239,7 +257,7 @@ impl Outbox {
     /// Records a submission durably (and its Pending log row); a repeat of one already here is
     /// recorded as a duplicate instead. `window`: how close the same content counts as a repeat
     /// when the caller gave no id.
-    pub fn receive(&mut self, submission: &Submission, caller_gave_id: bool, window: Duration, event: impl Fn(&str) -> OutboundEvent) -> Result<Received, StoreError> {
+    pub fn receive(&mut self, submission: &Submission, caller_gave_id: bool, window: Duration, event: impl Fn(&Received) -> OutboundEvent) -> Result<Received, StoreError> {
         let source_id = submission_source_id(&submission.form, &submission.id);
         let hash = content_hash(submission);
         let now = micros(Utc::now());
@@ -259,23 +277,24 @@ impl Outbox {
                 None => None,
             };
             if let Some(of) = earlier {
-                let dup_id = format!("{of}#repeat-{}", now);
-                put_log_row(tx, &event(&dup_id))?;
-                return Ok(Received::Duplicate { source_id: dup_id, of });
+                let repeat = Received::Duplicate { source_id: format!("{of}#repeat-{now}"), of };
+                put_log_row(tx, &event(&repeat))?;
+                return Ok(repeat);
             }
             tx.execute(
                 "INSERT INTO submissions (source_id, content_hash, received_at, record, state) VALUES (?1, ?2, ?3, ?4, 'queued')",
                 params![source_id, hash, now, record],
             )?;
-            put_log_row(tx, &event(&source_id))?;
-            Ok(Received::New { source_id: source_id.clone() })
+            let new = Received::New { source_id: source_id.clone() };
+            put_log_row(tx, &event(&new))?;
+            Ok(new)
         })
     }
 
     /// Records a customer record durably; its id is given here.
     pub fn receive_customer(&mut self, record: &CustomerRecord, event: impl Fn(&str) -> OutboundEvent) -> Result<String, StoreError> {
         let now = Utc::now();
-        let source_id = format!("customers/{}-{:08x}", now.format("%Y%m%dT%H%M%S%6fZ"), rand::random::<u32>());
+        let source_id = format!("{CUSTOMERS_PREFIX}{}-{:08x}", now.format("%Y%m%dT%H%M%S%6fZ"), rand::random::<u32>());
         let json = serde_json::to_string(record).expect("a customer record serialises");
         self.write(|tx| {
             tx.execute(
@@ -474,12 +493,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(dir.path().join("outbox.sqlite")).unwrap();
         let window = Duration::from_secs(600);
-        assert_eq!(outbox.receive(&submission("a"), true, window, event).unwrap(), Received::New { source_id: "forms/contact/a".into() });
-        assert!(matches!(outbox.receive(&submission("a"), true, window, event).unwrap(), Received::Duplicate { of, .. } if of == "forms/contact/a"));
+        assert_eq!(outbox.receive(&submission("a"), true, window, |r| event(r.source_id())).unwrap(), Received::New { source_id: "forms/contact/a".into() });
+        assert!(matches!(outbox.receive(&submission("a"), true, window, |r| event(r.source_id())).unwrap(), Received::Duplicate { of, .. } if of == "forms/contact/a"));
         // Same content without a caller's id, within the window: a double click.
-        assert!(matches!(outbox.receive(&submission("generated-1"), false, window, event).unwrap(), Received::Duplicate { of, .. } if of == "forms/contact/a"));
+        assert!(matches!(outbox.receive(&submission("generated-1"), false, window, |r| event(r.source_id())).unwrap(), Received::Duplicate { of, .. } if of == "forms/contact/a"));
         // The caller's own new id is trusted: two real submissions with the same words.
-        assert!(matches!(outbox.receive(&submission("b"), true, window, event).unwrap(), Received::New { .. }));
+        assert!(matches!(outbox.receive(&submission("b"), true, window, |r| event(r.source_id())).unwrap(), Received::New { .. }));
         assert_eq!(outbox.counts(Queue::Submissions).unwrap().queued, 2);
         // Two received, two duplicates: four log rows, versions in order.
         let rows = outbox.log_rows_after(0, 100).unwrap();
@@ -496,7 +515,7 @@ mod tests {
     fn an_attempt_is_durable_before_sending_and_a_failed_one_can_be_requeued_with_a_correction() {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(dir.path().join("outbox.sqlite")).unwrap();
-        outbox.receive(&submission("a"), true, Duration::ZERO, event).unwrap();
+        outbox.receive(&submission("a"), true, Duration::ZERO, |r| event(r.source_id())).unwrap();
         assert_eq!(outbox.begin_attempt("forms/contact/a").unwrap(), 1);
         let seen: Queued<Submission> = outbox.get("forms/contact/a").unwrap().unwrap();
         assert_eq!((seen.state, seen.attempts), (DeliveryState::Sending, 1));

@@ -37,24 +37,26 @@ impl Outputs {
 
     /// Takes the delivery lock: one process sends the outbox at a time (`serve` or `push`).
     pub fn delivery_lock(&self) -> Result<Option<RunLock>, StoreError> {
-        let state_dir = self.state_dir();
-        std::fs::create_dir_all(&state_dir).map_err(|e| StoreError::StateDir { path: state_dir.display().to_string(), reason: e.to_string() })?;
-        let path = state_dir.join("deliver.lock");
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| StoreError::StateDir { path: path.display().to_string(), reason: e.to_string() })?;
-        Ok(file.try_lock().ok().map(|()| RunLock(file)))
+        Ok(self.try_lock_file("deliver.lock")?.ok())
     }
 
     /// Takes the outputs' exclusive lock: one writer (sync, retry, reset) at a time.
     pub fn lock(&self) -> Result<RunLock, StoreError> {
+        self.try_lock_file("sync.lock")?
+            .map_err(|path| StoreError::AlreadyRunning { path: self.dir.display().to_string(), lock: path.display().to_string() })
+    }
+
+    /// A lock file in the state folder: held, or (the inner error) where another holder has it.
+    fn try_lock_file(&self, name: &str) -> Result<Result<RunLock, PathBuf>, StoreError> {
         let state_dir = self.state_dir();
         let unwritable = |path: &Path, e: std::io::Error| StoreError::StateDir { path: path.display().to_string(), reason: e.to_string() };
         std::fs::create_dir_all(&state_dir).map_err(|e| unwritable(&state_dir, e))?;
-        let path = state_dir.join("sync.lock");
+        let path = state_dir.join(name);
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| unwritable(&path, e))?;
-        match file.try_lock() {
+        Ok(match file.try_lock() {
             Ok(()) => Ok(RunLock(file)),
-            Err(_) => Err(StoreError::AlreadyRunning { path: self.dir.display().to_string(), lock: path.display().to_string() }),
-        }
+            Err(_) => Err(path),
+        })
     }
 }
 
@@ -73,6 +75,12 @@ mod tests {
         assert!(matches!(outputs.lock(), Err(StoreError::AlreadyRunning { .. })));
         drop(held);
         assert!(outputs.lock().is_ok());
+        // The delivery lock is its own: held by one sender, the next is told so (None).
+        let sending = outputs.delivery_lock().unwrap().expect("free");
+        assert!(outputs.delivery_lock().unwrap().is_none());
+        assert!(outputs.lock().is_ok(), "a sync is not kept out by a delivery");
+        drop(sending);
+        assert!(outputs.delivery_lock().unwrap().is_some());
         assert_eq!(outputs.token_store().parent(), Some(outputs.state_dir().as_path()));
     }
 }

@@ -98,7 +98,7 @@ pub fn describe(r: &DeliveryReport, out: &mut dyn Write) -> std::io::Result<()> 
         writeln!(out, "Failed {source_id}: {reason}")?;
     }
     if let Some(why) = &r.stopped {
-        writeln!(out, "Stopped: {why}. The rest stays queued.")?;
+        writeln!(out, "Stopped: {}. The rest stays queued.", why.message())?;
     }
     if r.waiting > 0 {
         writeln!(out, "{} still on the way (answers to check, or Help Scout unreachable): the next `push` or `serve` delivers them.", r.waiting)?;
@@ -109,7 +109,7 @@ pub fn describe(r: &DeliveryReport, out: &mut dyn Write) -> std::io::Result<()> 
 /// 0: all delivered; 2: the credentials were refused; 3: some failed or are still on the way.
 pub fn exit_of(r: &DeliveryReport) -> Exit {
     match (&r.stopped, r.failed.is_empty() && r.waiting == 0) {
-        (Some(why), _) if why == &crate::catalog::outbound::FailureReason::AuthenticationFailed.message() => Exit::BadInput,
+        (Some(crate::catalog::outbound::FailureReason::AuthenticationFailed), _) => Exit::BadInput,
         (None, true) => Exit::Success,
         _ => Exit::Partial,
     }
