@@ -432,13 +432,18 @@ impl<'a> Delivery<'a> {
                 if changes.is_empty() {
                     e.status = Status::Success;
                     e.details = "Customer already up to date in Help Scout: nothing written".into();
-                    if item.state == DeliveryState::Sending {
+                    let ours = item.state == DeliveryState::Sending;
+                    if ours {
                         // Our own create, whose answer was lost.
                         e.event_type = EventType::CustomerSynced;
                         e.details = format!("Customer {customer_id} created in Help Scout (found by email after a lost answer)");
                     }
                     self.outbox.settle(id, DeliveryState::Delivered, Some(customer_id), None, None, &e)?;
-                    self.report.customers_unchanged += 1;
+                    if ours {
+                        self.report.customers_created += 1;
+                    } else {
+                        self.report.customers_unchanged += 1;
+                    }
                     return Ok(Settled::Done);
                 }
                 let names: Vec<&str> = changes.iter().map(|(n, _)| *n).collect();

@@ -182,43 +182,61 @@ impl Tx<'_> {
 
     /// Copies To-HelpScout log rows (each replacing the row of the same source id) and moves
     /// the outbox's mark to `version`, in this one transaction: a crash copies them again,
-    /// onto the same rows.
+    /// onto the same rows. The rows are staged first, so the log is joined once per batch, not
+    /// scanned once per row.
     pub fn apply_outbound(&self, outbox_id: &str, events: &[OutboundEvent], version: i64) -> Result<(), StoreError> {
         let doing = "copying the outbox's events into the integration log";
-        let url = conversation_url_sql("?::BIGINT", "?::BIGINT");
-        let update = format!(
-            "UPDATE {LOG_TABLE} SET \"timestamp\" = make_timestamp(?::BIGINT)::TIMESTAMPTZ, event_type = ?, customer_email = ?, conversation_id = ?, \
-             conversation_number = ?, conversation_url = {url}, status = ?, details = ?, error_message = ?, http_status = ?, request = ?, attempt = ?, \
-             retry_target = ?, retried_at = CASE WHEN ?::VARCHAR IS NULL THEN NULL ELSE now() END, retried_by = ? WHERE source_id = ?"
-        );
-        let insert = format!(
-            "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, \
-             details, error_message, http_status, request, attempt, retry_target, retried_at, retried_by, source_id) \
-             VALUES (make_timestamp(?::BIGINT)::TIMESTAMPTZ, ?, ?, ?, ?, {url}, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ?::VARCHAR IS NULL THEN NULL ELSE now() END, ?, ?)"
-        );
-        let mut update = self.conn.prepare(&update).map_err(db(doing))?;
-        let mut insert = self.conn.prepare(&insert).map_err(db(doing))?;
-        for e in events {
-            let target = e.retryable.then(|| serde_json::json!({ "outbound": e.source_id }).to_string());
-            let (ts, ty, status) = (e.timestamp.timestamp_micros(), e.event_type.as_str(), e.status.as_str());
-            // Retried marks only on a success after a retry: a new failure is retryable again.
-            let retried_by = e.retried_by.as_deref().filter(|_| e.status == Status::Success);
-            let changed = update
-                .execute(params![
-                    ts, ty, e.customer_email, e.conversation_id, e.conversation_number, e.conversation_id, e.conversation_id, e.conversation_number,
-                    status, e.details, e.error_message, e.http_status, e.request, e.attempt, target, retried_by, retried_by, e.source_id
-                ])
-                .map_err(db(doing))?;
-            if changed == 0 {
-                insert
-                    .execute(params![
-                        ts, ty, e.customer_email, e.conversation_id, e.conversation_number, e.conversation_id, e.conversation_id, e.conversation_number,
-                        status, Direction::ToHelpScout.as_str(), e.details, e.error_message, e.http_status, e.request, e.attempt, target, retried_by,
-                        retried_by, e.source_id
+        self.conn
+            .execute_batch(
+                "CREATE OR REPLACE TABLE _helpscout_outbound_stage (ts BIGINT, event_type VARCHAR, customer_email VARCHAR, conversation_id BIGINT, \
+                 conversation_number BIGINT, status VARCHAR, details VARCHAR, error_message VARCHAR, http_status BIGINT, request VARCHAR, \
+                 attempt BIGINT, retry_target VARCHAR, retried_by VARCHAR, source_id VARCHAR)",
+            )
+            .map_err(db(doing))?;
+        {
+            // Appended, not inserted row by row: a prepared INSERT costs about half a millisecond.
+            let mut stage = self.conn.appender("_helpscout_outbound_stage").map_err(db(doing))?;
+            for e in events {
+                let target = e.retryable.then(|| serde_json::json!({ "outbound": e.source_id }).to_string());
+                // Retried marks only on a success after a retry: a new failure is retryable again.
+                let retried_by = e.retried_by.as_deref().filter(|_| e.status == Status::Success);
+                stage
+                    .append_row(params![
+                        e.timestamp.timestamp_micros(),
+                        e.event_type.as_str(),
+                        e.customer_email,
+                        e.conversation_id,
+                        e.conversation_number,
+                        e.status.as_str(),
+                        e.details,
+                        e.error_message,
+                        e.http_status,
+                        e.request,
+                        e.attempt,
+                        target,
+                        retried_by,
+                        e.source_id
                     ])
                     .map_err(db(doing))?;
             }
         }
+        let url = conversation_url_sql("s.conversation_id", "s.conversation_number");
+        let retried_at = "CASE WHEN s.retried_by IS NULL THEN NULL ELSE now() END";
+        let sql = format!(
+            "UPDATE {LOG_TABLE} AS l SET \"timestamp\" = make_timestamp(s.ts)::TIMESTAMPTZ, event_type = s.event_type, customer_email = s.customer_email, \
+               conversation_id = s.conversation_id, conversation_number = s.conversation_number, conversation_url = {url}, status = s.status, \
+               details = s.details, error_message = s.error_message, http_status = s.http_status, request = s.request, attempt = s.attempt, \
+               retry_target = s.retry_target, retried_at = {retried_at}, retried_by = s.retried_by \
+             FROM _helpscout_outbound_stage s WHERE l.source_id = s.source_id;\n\
+             INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, \
+               details, error_message, http_status, request, attempt, retry_target, retried_at, retried_by, source_id) \
+             SELECT make_timestamp(s.ts)::TIMESTAMPTZ, s.event_type, s.customer_email, s.conversation_id, s.conversation_number, {url}, s.status, {direction}, \
+               s.details, s.error_message, s.http_status, s.request, s.attempt, s.retry_target, {retried_at}, s.retried_by, s.source_id \
+             FROM _helpscout_outbound_stage s WHERE NOT EXISTS (SELECT 1 FROM {LOG_TABLE} l WHERE l.source_id = s.source_id);\n\
+             DROP TABLE _helpscout_outbound_stage;",
+            direction = literal(Direction::ToHelpScout.as_str())
+        );
+        self.conn.execute_batch(&sql).map_err(db(doing))?;
         self.conn
             .execute(
                 &format!("INSERT INTO {OUTBOX_MARKS} VALUES (?, ?) ON CONFLICT (outbox_id) DO UPDATE SET version = excluded.version"),
@@ -366,5 +384,56 @@ impl Tx<'_> {
             .execute(&format!("UPDATE {LOG_TABLE} SET retried_at = now(), retried_by = ? WHERE event_id = ?"), params![by, event_id])
             .map(|_| ())
             .map_err(db("marking a retried event"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LogFilter, Warehouse};
+
+    fn event(i: usize, status: Status) -> OutboundEvent {
+        OutboundEvent {
+            source_id: format!("forms/contact/{i}"),
+            timestamp: chrono::Utc::now(),
+            event_type: EventType::TicketCreated,
+            customer_email: Some(format!("c{i}@example.com")),
+            conversation_id: (status == Status::Success).then_some(100 + i as i64),
+            conversation_number: None,
+            status,
+            details: "a submission".into(),
+            error_message: None,
+            http_status: None,
+            request: None,
+            attempt: 1,
+            retryable: status == Status::Failed,
+            retried_by: None,
+        }
+    }
+
+    #[test]
+    fn outbound_rows_replace_their_own_row_and_a_repeated_copy_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("log.duckdb"));
+        let copy = |events: &[OutboundEvent], version: i64| {
+            w.commit(&mut Default::default(), |tx| {
+                tx.ensure_log()?;
+                tx.apply_outbound("o1", events, version)?;
+                tx.outbox_mark("o1")
+            })
+            .unwrap()
+        };
+        let pending: Vec<_> = (0..3).map(|i| event(i, Status::Pending)).collect();
+        assert_eq!(copy(&pending, 3), 3);
+        // Copied again (a crash before the outbox heard of the first copy): the same rows.
+        assert_eq!(copy(&pending, 3), 3);
+        let done = [event(0, Status::Success), event(1, Status::Failed)];
+        assert_eq!(copy(&done, 5), 5);
+        let rows = w.read().unwrap().log_rows(&LogFilter::default(), 10).unwrap();
+        assert_eq!(rows.len(), 3, "one row per submission");
+        let of = |i: usize| rows.iter().find(|r| r.source_id.as_deref() == Some(&format!("forms/contact/{i}"))).unwrap();
+        assert_eq!((of(0).status.as_str(), of(0).conversation_id, of(0).conversation_url.as_deref()), ("Success", Some(100), Some("https://secure.helpscout.net/conversation/100")));
+        assert_eq!((of(1).status.as_str(), of(1).retry_target.as_deref()), ("Failed", Some(r#"{"outbound":"forms/contact/1"}"#)));
+        assert_eq!((of(2).status.as_str(), of(2).direction.as_str()), ("Pending", "To HelpScout"));
     }
 }
