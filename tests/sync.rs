@@ -227,7 +227,7 @@ async fn selected_tables_and_columns_only_and_full_replication() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_without_changes_reads_each_list_once_and_the_report_only_since_its_last_window() {
+async fn a_refresh_without_changes_reads_each_list_once_with_one_count_check_each_for_removals() {
     let sim = simulator(200, 21).await;
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(&sim, dir.path());
@@ -242,19 +242,20 @@ async fn a_refresh_without_changes_reads_each_list_once_and_the_report_only_sinc
     let first: Vec<String> = requests_of_last_run().into_iter().filter(|r| r.starts_with("/v2/reports/")).collect();
     assert!(!first.is_empty() && first.iter().all(|r| r.contains("start=2015-01-01")), "{first:?}");
 
-    // Within the hour: nothing changed, so one request per list (and per parent for children).
+    // Nothing changed: one request per list (and per parent for children), and one count each
+    // for the conversations' and the report's removal checks.
     sim.advance_clock(chrono::Duration::minutes(10));
     let report = sync_ok(&settings).await;
     let requests = requests_of_last_run();
     let mailboxes = query_i64(dir.path(), "SELECT count(*) FROM mailboxes") as usize;
     let teams = query_i64(dir.path(), "SELECT count(*) FROM teams") as usize;
-    assert_eq!(requests.len(), 7 + 2 * mailboxes + teams, "{requests:#?}");
+    assert_eq!(requests.len(), 7 + 2 + 2 * mailboxes + teams, "{requests:#?}");
     for t in report.tables.iter().filter(|t| ["conversations", "customers", "happiness_ratings_report"].contains(&t.table)) {
         assert_eq!(t.rows, 0, "{} re-read rows: {requests:#?}", t.table);
     }
     let window: Vec<&String> = requests.iter().filter(|r| r.starts_with("/v2/reports/")).collect();
-    assert_eq!(window.len(), 1);
-    assert!(!window[0].contains("start=2015-01-01"), "only the window since the last one is read: {}", window[0]);
+    assert_eq!(window.len(), 2, "{window:?}");
+    assert_eq!(window.iter().filter(|r| !r.contains("start=2015-01-01")).count(), 1, "the window since the last one: {window:?}");
 
     // New ratings within the hour arrive through the window and merge with the rows held.
     sim.advance_clock(chrono::Duration::minutes(10));
@@ -264,12 +265,14 @@ async fn a_refresh_without_changes_reads_each_list_once_and_the_report_only_sinc
     assert!(ratings.rows >= 1 && ratings.rows < 10, "{changed:?} {ratings:?}");
     assert_matches_truth(&sim, dir.path());
 
-    // Past the hour, the report is read whole again (what changed or vanished in it is replaced).
-    sim.advance_clock(chrono::Duration::minutes(61));
+    // Hours later, deletions take ratings away: found by counts, without reading the report whole.
+    sim.advance_clock(chrono::Duration::minutes(181));
+    sim.mutate(&MutationPlan { seed: 5, deletions: 6, merges: 3, ..Default::default() });
     sync_ok(&settings).await;
-    let whole: Vec<String> = requests_of_last_run().into_iter().filter(|r| r.starts_with("/v2/reports/")).collect();
-    assert!(!whole.is_empty() && whole.iter().all(|r| r.contains("start=2015-01-01")), "{whole:?}");
     assert_matches_truth(&sim, dir.path());
+    let pages = (sim.ground_truth_table("happiness_ratings_report").unwrap().len() as f64 / 50.0).ceil() as usize;
+    let report_requests = requests_of_last_run().into_iter().filter(|r| r.starts_with("/v2/reports/")).count();
+    assert!(report_requests <= 2 + 9 * 6, "{report_requests} report requests ({pages} pages in all)");
     sim.stop().await;
 }
 
@@ -314,5 +317,33 @@ async fn a_backfill_makes_at_most_five_percent_more_requests_than_the_minimum() 
     assert!(chats > 0, "the account has chats to refetch");
     let made = report.requests as usize;
     assert!(made >= minimum && made * 100 <= minimum * 105, "{made} requests for a minimum of {minimum}");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_standard_plan_the_report_is_unavailable_logged_once_and_the_run_succeeds() {
+    let config = helpscout_sim::SimConfig { conversations: 40, seed: 4, rate_window: std::time::Duration::from_secs(1), plan: helpscout_sim::Plan::Standard, ..Default::default() };
+    let sim = helpscout_sim::Simulator::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&sim, dir.path());
+    for _ in 0..2 {
+        let report = sync_ok(&settings).await;
+        let ratings = report.tables.iter().find(|t| t.table == "happiness_ratings_report").unwrap();
+        assert!(ratings.error.is_none(), "{ratings:?}");
+        let said = ratings.unavailable.as_deref().unwrap_or_default();
+        assert!(said.contains("not available on this Help Scout plan"), "{said}");
+        let fix = said.split("--tables ").nth(1).unwrap_or_default();
+        assert!(fix.contains("conversations") && !fix.contains("happiness_ratings_report"), "the fix leaves the table out: {said}");
+    }
+    let logged = "SELECT count(*) FROM helpscout_log WHERE event_type = 'Table Synced' AND table_name = 'happiness_ratings_report'";
+    assert_eq!(query_i64(dir.path(), logged), 1, "logged when it became unavailable, not on every run");
+    let status = helpscout_etl::store::Warehouse::new(duckdb_path(dir.path())).read().unwrap().status(&helpscout_etl::store::ParquetFolder::new(dir.path().join("parquet"))).unwrap();
+    let t = status.tables.iter().find(|t| t.table == "happiness_ratings_report").unwrap();
+    assert!(t.unavailable_since.is_some(), "{t:?}");
+    assert!(status.tables.iter().filter(|t| t.table != "happiness_ratings_report").all(|t| t.unavailable_since.is_none()));
+    // Every other table is complete.
+    for table in ["conversations", "customers", "users"] {
+        assert_eq!(duckdb_rows(dir.path(), table).len(), sim.ground_truth_table(table).unwrap().len(), "{table}");
+    }
     sim.stop().await;
 }

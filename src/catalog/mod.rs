@@ -118,8 +118,17 @@ pub struct Request {
     pub params: &'static [(&'static str, &'static str)],
     /// Query parameter that filters on the server-side modified time, where the API has one.
     pub modified_since: Option<&'static str>,
-    /// Query parameters of a required time window (start, end), for reports.
-    pub window: Option<(&'static str, &'static str)>,
+    /// A required time window, for reports.
+    pub window: Option<Window>,
+}
+
+/// A report's required time window: its two query parameters, and the column of the rows
+/// whose time the window selects (an immutable time, so spans of it can be counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: &'static str,
+    pub end: &'static str,
+    pub column: &'static str,
 }
 
 /// A value read from a row for the integration log: a column, a member of a struct column, or
@@ -174,12 +183,16 @@ pub struct RowEvents {
 /// (301 = merged into the `Location`, 404 = deleted), then removed with their children.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removals {
-    /// List parameters an id scan leaves out (they only add embedded data).
+    /// List parameters the removal check leaves out (embedded data, and the sort: counts and
+    /// id lists need no order, and the API's default one is by creation).
     pub scan_omits: &'static [&'static str],
     /// Where each removed record is remembered: id, reason, merged into, when, run.
     pub tombstones: &'static str,
     pub merged: EventType,
     pub deleted: EventType,
+    /// How the list is counted by spans of an immutable time: the held column and the
+    /// search field of `query=(field:[a TO b])`.
+    pub counted_by: (&'static str, &'static str),
 }
 
 /// What became of a record that vanished from its list.
@@ -248,6 +261,16 @@ impl Table {
         self.children().filter(|c| matches!(c.origin, Origin::Embedded { .. }))
     }
 
+    /// Columns of other tables that hold this table's id, other than its children's parent key
+    /// (`happiness_ratings_report.conversation_id`), from the join keys: when a record is
+    /// merged they are repointed, when it is deleted their rows go.
+    pub fn referrers(&'static self) -> impl Iterator<Item = (&'static Table, &'static str)> {
+        JOIN_KEYS
+            .iter()
+            .filter(move |j| j.right == (self, "id") && !j.left.1.contains('.') && !(j.left.0.parent() == Some(self) && j.left.0.parent_key == Some(j.left.1)))
+            .map(|j| j.left)
+    }
+
     /// Whether the table's rows are conversations (their events carry the conversation's id).
     pub fn rows_are_conversations(&self) -> bool {
         self.row_events.is_some_and(|ev| ev.conversation.is_some())
@@ -299,6 +322,13 @@ pub fn meta_columns() -> [SchemaColumn; 3] {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn a_conversations_referrers_are_the_ratings_not_its_threads() {
+        let referrers: Vec<(&str, &str)> = CONVERSATIONS.referrers().map(|(t, c)| (t.name, c)).collect();
+        assert_eq!(referrers, [("happiness_ratings_report", "conversation_id")]);
+        assert_eq!(USERS.referrers().count(), 3, "only plain columns: closed_by, user_id, rating_user_id");
+    }
 
     #[test]
     fn eleven_uniquely_named_tables() {

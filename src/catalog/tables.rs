@@ -2,7 +2,7 @@
 //! keyed, replicated and partitioned, their columns, and what the integration log says of them.
 
 use super::types::{ColumnType, ColumnType::*, field};
-use super::{Check, Column, Detail, EventType, Field, Origin, Paging, Refetch, Removals, Replication, Request, RowEvents, Source, Table};
+use super::{Check, Column, Detail, EventType, Field, Origin, Paging, Refetch, Removals, Replication, Request, RowEvents, Source, Table, Window};
 
 const fn col(name: &'static str, ty: ColumnType) -> Column {
     Column { name, ty, source: Source::Api }
@@ -78,10 +78,11 @@ pub static CONVERSATIONS: Table = Table {
         check: None,
     }),
     removals: Some(Removals {
-        scan_omits: &["embed"],
+        scan_omits: &["embed", "sortField", "sortOrder"],
         tombstones: "_helpscout_conversation_tombstones",
         merged: EventType::ConversationMerged,
         deleted: EventType::ConversationDeleted,
+        counted_by: ("created_at", "createdAt"),
     }),
     columns: &[
         col("assignee", PERSON),
@@ -245,7 +246,7 @@ pub static HAPPINESS_RATINGS_REPORT: Table = Table {
         path: "/reports/happiness/ratings",
         params: NO_PARAMS,
         modified_since: None,
-        window: Some(("start", "end")),
+        window: Some(Window { start: "start", end: "end", column: "rating_created_at" }),
     },
     list_key: "results",
     paging: Paging::Report,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::SyncError;
+use super::census::Span;
 use super::context::{Ledger, Run};
 use crate::catalog::Table;
 use crate::convert::{Row, TableConverter};
@@ -132,6 +133,20 @@ impl Ledger {
         let (losing, windows) = pending.0.await.map_err(|e| SyncError::Internal(format!("a chunk's commit stopped: {e}")))??;
         self.windows.absorb(windows);
         Ok(losing)
+    }
+
+    /// Replaces the rows held in a span of `column` (whole seconds) with `rows`, listed again
+    /// for that span. Returns how many fewer rows the span holds now.
+    pub fn replace_span(&mut self, run: &Run<'_>, table: &'static Table, column: &str, span: Span, rows: Vec<Row>) -> Result<u64, SyncError> {
+        let batch = run.converter(table).batch(&rows)?;
+        let run_id = &run.stamp.run_id;
+        self.commit(&run.store, |tx| {
+            let dropped = tx.delete_time_span(table, column, span.from, span.to)?;
+            let stage = tx.stage(table, vec![batch])?;
+            tx.append_row_events(&stage, run_id)?;
+            let inserted = tx.upsert(&stage)?;
+            Ok(dropped.saturating_sub(inserted))
+        })
     }
 
     /// Upserts rows and deletes the table's (or the listed parents') rows this run did not see;

@@ -62,7 +62,11 @@ pub(crate) struct Ledger {
     pub windows: WindowStats,
     pub usage: RunUsage,
     pub partitions_written: u64,
+    pub bytes_written: u64,
 }
+
+/// How long one lake export commit keeps writing slices before it commits and starts another.
+const EXPORT_BUDGET: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// What a strategy did to a table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -174,9 +178,9 @@ impl Ledger {
         Ok(store.commit(&mut self.windows, f)?)
     }
 
-    /// Whether `table`'s periodic whole pass (the removal scan, the whole report) is due at `now`
-    /// of the server's clock: at most once per `removal_check`.
-    pub fn whole_pass_due(&self, run: &Run<'_>, table: &'static Table, now: DateTime<Utc>) -> bool {
+    /// Whether `table`'s removal check is due at `now` of the server's clock: every run, unless
+    /// `removal_check` asks for at most once per interval.
+    pub fn removal_check_due(&self, run: &Run<'_>, table: &'static Table, now: DateTime<Utc>) -> bool {
         let interval = chrono::Duration::from_std(run.settings.removal_check).unwrap_or_default();
         self.bookmarks.get(table, Scope::RemovalCheck).is_none_or(|last| now - last >= interval)
     }
@@ -191,12 +195,18 @@ impl Ledger {
         Ok(())
     }
 
-    /// Rewrites the lake partitions of `table` that commits made stale.
+    /// Rewrites the lake slices of `table` that commits made stale, in commits of at most
+    /// about `EXPORT_BUDGET` each, so that readers of the DuckDB file get in between.
     pub fn export_lake(&mut self, run: &Run<'_>, table: &'static Table) -> Result<(), SyncError> {
         let schema = run.converter(table).schema();
-        let written = self.commit(&run.store, |tx| tx.export_dirty(&run.lake, table, &schema))?;
-        self.partitions_written += written;
-        Ok(())
+        loop {
+            let done = self.commit(&run.store, |tx| tx.export_stale(&run.lake, table, &schema, EXPORT_BUDGET))?;
+            self.partitions_written += done.partitions;
+            self.bytes_written += done.bytes;
+            if !done.more {
+                return Ok(());
+            }
+        }
     }
 
     /// A record of `table` that could not be synced.

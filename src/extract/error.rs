@@ -30,6 +30,12 @@ impl SyncError {
         }
     }
 
+    /// Whether the account's plan (or the app's role) refuses the table's own list (HTTP 403):
+    /// the table is unavailable there, which is not a failure of the run.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SyncError::Api(e) if e.action() == Action::Forbidden)
+    }
+
     pub fn cause(&self) -> FailureCause {
         match self {
             SyncError::Api(e) if e.is_credentials() => FailureCause::Credentials,

@@ -3,6 +3,7 @@
 //! what vanished), commits (`commit`), retries of failed records (`retry`), a typed run report
 //! and a progress observer. Commands call `sync` and `retry`; nothing here prints.
 
+mod census;
 mod commit;
 mod context;
 mod error;

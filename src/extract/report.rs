@@ -55,6 +55,8 @@ pub struct TableReport {
     pub duration_ms: u64,
     pub error: Option<String>,
     pub failure_cause: Option<FailureCause>,
+    /// Why the table was not synced although nothing failed (the plan refuses it), with the fix.
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +74,8 @@ pub struct SyncReport {
     pub commits: u64,
     pub longest_commit_window_ms: u64,
     pub parquet_partitions_written: u64,
+    /// Bytes of the Parquet files the run wrote.
+    pub parquet_bytes_written: u64,
     /// Why the run stopped (status Failed).
     pub error: Option<String>,
     pub failure_cause: Option<FailureCause>,

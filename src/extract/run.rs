@@ -13,7 +13,17 @@ use super::{SyncError, events, modified, per_parent, removals, whole};
 use crate::api::Client;
 use crate::catalog::log::Status;
 use crate::catalog::{self, Strategy, Table};
-use crate::store::Outputs;
+use crate::store::{Outputs, Scope};
+
+/// What the report and `status` say of a table the account's plan refuses.
+fn unavailable_sentence(table: &'static Table, run: &Run<'_>) -> String {
+    let others: Vec<&str> = run.settings.tables.iter().map(|c| c.table.name).filter(|n| *n != table.name).collect();
+    format!(
+        "{} is not available on this Help Scout plan (HTTP 403; reports need the Plus or Pro plan): nothing failed; to stop asking, leave it out of `[sync] tables` or pass `--tables {}`.",
+        table.name,
+        others.join(",")
+    )
+}
 
 /// Runs one sync. Problems before any work (the lock, the state folder, the client) are
 /// errors; everything after is in the report (status Partial or Failed).
@@ -64,6 +74,7 @@ fn skipped(table: &'static Table, reason: &str) -> TableReport {
         duration_ms: 0,
         error: Some(format!("not synced: the run stopped earlier ({reason})")),
         failure_cause: None,
+        unavailable: None,
     }
 }
 
@@ -125,6 +136,7 @@ pub(crate) async fn execute(run: &Run<'_>, ledger: &mut Ledger) -> Result<SyncRe
             duration_ms: 0,
             error: None,
             failure_cause: None,
+            unavailable: None,
         };
         // Records that failed are retried one by one; anything else retries the table.
         let mut retry_table = false;
@@ -132,6 +144,10 @@ pub(crate) async fn execute(run: &Run<'_>, ledger: &mut Ledger) -> Result<SyncRe
             Ok(synced) => {
                 report.rows = synced.rows;
                 report.removed = synced.removed;
+            }
+            Err(e) if e.is_unavailable() => {
+                report.method = "unavailable";
+                report.unavailable = Some(unavailable_sentence(table, run));
             }
             Err(e) => {
                 retry_table = !matches!(e, SyncError::RecordsFailed { .. });
@@ -146,14 +162,28 @@ pub(crate) async fn execute(run: &Run<'_>, ledger: &mut Ledger) -> Result<SyncRe
         report.duration_ms = started.elapsed().as_millis() as u64;
         // The table's closing record: its outcome, requests and log events.
         let mut log = events::from_requests(&records, Some(table));
-        log.push(events::table_synced(table, &report, retry_table));
+        // An unavailable table is logged when it becomes so, not on every run after.
+        let was_unavailable = ledger.bookmarks.get(table, Scope::Unavailable).is_some();
+        let unavailable = report.unavailable.is_some();
+        if !(unavailable && was_unavailable) {
+            log.push(events::table_synced(table, &report, retry_table));
+        }
         let failures = ledger.failures.remove(table).unwrap_or_default();
         let run_id = &run.stamp.run_id;
+        let now = run.server_now();
         let logged = ledger.commit(&run.store, |tx| {
             tx.append_requests(run_id, Some(table), &records)?;
             tx.append_events(run_id, &log)?;
+            match (unavailable, was_unavailable) {
+                (true, false) => tx.set_bookmark(table, Scope::Unavailable, Some(now), run_id)?,
+                (false, true) if report.status == Status::Success => tx.clear_bookmark(table, Scope::Unavailable)?,
+                _ => {}
+            }
             tx.append_record_failures(table, &failures, run_id)
         });
+        if logged.is_ok() && unavailable && !was_unavailable {
+            ledger.bookmarks.set(table, Scope::Unavailable, now);
+        }
         if let Err(e) = logged {
             fatal.get_or_insert((e.to_string(), e.cause()));
         }
@@ -187,6 +217,7 @@ fn finish(run: &Run<'_>, ledger: &mut Ledger, started_at: chrono::DateTime<Utc>,
         commits: 0,
         longest_commit_window_ms: 0,
         parquet_partitions_written: ledger.partitions_written,
+        parquet_bytes_written: ledger.bytes_written,
         error,
         failure_cause,
     };
@@ -194,12 +225,15 @@ fn finish(run: &Run<'_>, ledger: &mut Ledger, started_at: chrono::DateTime<Utc>,
     let json = serde_json::to_string(&report).unwrap_or_default();
     let recorded = ledger.commit(&run.store, |tx| {
         tx.finish_run(run_id, report.status.as_str(), &json)?;
-        tx.export_log(&run.lake, run_id).map(|_| ())
+        tx.export_log(&run.lake, run_id)
     });
-    if let Err(e) = recorded {
-        report.status = RunStatus::Failed;
-        report.error.get_or_insert(e.to_string());
-        report.failure_cause.get_or_insert(FailureCause::Storage);
+    match recorded {
+        Ok(bytes) => report.parquet_bytes_written += bytes,
+        Err(e) => {
+            report.status = RunStatus::Failed;
+            report.error.get_or_insert(e.to_string());
+            report.failure_cause.get_or_insert(FailureCause::Storage);
+        }
     }
     report.commits = ledger.windows.commits;
     report.longest_commit_window_ms = ledger.windows.longest.as_millis() as u64;

@@ -43,7 +43,7 @@ impl Fixture {
             overlap: Duration::from_secs(300),
             chunk_rows: 2_000,
             lock_timeout: Duration::from_secs(10),
-            removal_check: Duration::from_secs(3600),
+            removal_check: Duration::ZERO,
         };
         Fixture { sim, outputs, settings, _dir: dir }
     }
@@ -72,6 +72,14 @@ impl Fixture {
     pub fn events(&self, event_type: EventType) -> usize {
         let filter = LogFilter { event_types: vec![event_type.as_str().into()], ..Default::default() };
         Warehouse::new(&self.outputs.duckdb).read().unwrap().log_events(&filter, 0).unwrap().rows.len()
+    }
+
+    /// The first column of a query on the DuckDB file, as integers.
+    pub fn ints(&self, sql: &str) -> Vec<i64> {
+        let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
+        let conn = duckdb::Connection::open_with_flags(&self.outputs.duckdb, config).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap().map(Result::unwrap).collect()
     }
 
     /// The ground truth's row count of a table.

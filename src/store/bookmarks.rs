@@ -23,16 +23,19 @@ pub enum Scope {
     WindowEnd,
     /// When the list was last compared with the rows held to notice removals.
     RemovalCheck,
+    /// Since when the account's plan has refused the table's list (HTTP 403).
+    Unavailable,
 }
 
 impl Scope {
     /// How the scope is spelled in the state table.
-    fn key(self) -> String {
+    pub(super) fn key(self) -> String {
         match self {
             Scope::Cursor => String::new(),
             Scope::Parent(id) => format!("parent:{id}"),
             Scope::WindowEnd => "window-end".into(),
             Scope::RemovalCheck => "removal-check".into(),
+            Scope::Unavailable => "unavailable".into(),
         }
     }
 
@@ -41,13 +44,14 @@ impl Scope {
             "" => Some(Scope::Cursor),
             "window-end" => Some(Scope::WindowEnd),
             "removal-check" => Some(Scope::RemovalCheck),
+            "unavailable" => Some(Scope::Unavailable),
             other => other.strip_prefix("parent:")?.parse().ok().map(Scope::Parent),
         }
     }
 
     /// The SQL condition on the `scope` column for markers (which `status` leaves out).
     pub(super) fn markers_sql() -> String {
-        format!("scope IN ({}, {})", literal(&Scope::WindowEnd.key()), literal(&Scope::RemovalCheck.key()))
+        format!("scope IN ({}, {}, {})", literal(&Scope::WindowEnd.key()), literal(&Scope::RemovalCheck.key()), literal(&Scope::Unavailable.key()))
     }
 }
 
@@ -79,6 +83,14 @@ impl Tx<'_> {
             .map_err(db("saving a bookmark"))
     }
 
+    /// Forgets a bookmark in this transaction.
+    pub fn clear_bookmark(&self, table: &Table, scope: Scope) -> Result<(), StoreError> {
+        self.conn
+            .execute(&format!("DELETE FROM {STATE_TABLE} WHERE table_name = ? AND scope = ?"), params![table.name, scope.key()])
+            .map(|_| ())
+            .map_err(db("clearing a bookmark"))
+    }
+
     /// Every bookmark with a value (rows of tables the catalog no longer knows are left out).
     pub fn bookmarks(&self) -> Result<Bookmarks, StoreError> {
         let doing = "reading bookmarks";
@@ -104,7 +116,7 @@ mod tests {
 
     #[test]
     fn scopes_are_spelled_and_read_back_alike() {
-        for scope in [Scope::Cursor, Scope::Parent(42), Scope::WindowEnd, Scope::RemovalCheck] {
+        for scope in [Scope::Cursor, Scope::Parent(42), Scope::WindowEnd, Scope::RemovalCheck, Scope::Unavailable] {
             assert_eq!(Scope::parse(&scope.key()), Some(scope));
         }
         assert_eq!(Scope::parse("parent:x"), None);

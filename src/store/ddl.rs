@@ -9,6 +9,12 @@ use crate::catalog::{self, ColumnType, JOIN_KEYS, SchemaColumn, Table};
 pub(super) const STATE_TABLE: &str = "_helpscout_state";
 pub(super) const RUNS_TABLE: &str = "_helpscout_runs";
 pub(super) const DIRTY_TABLE: &str = "_helpscout_dirty_partitions";
+/// Rows whose lake slice is stale: the slice key (the partition column in epoch microseconds)
+/// of each changed row, per partition.
+pub(super) const STALE_ROWS_TABLE: &str = "_helpscout_stale_rows";
+/// The files of each lake partition: slices of the partition column, each `[slice_start,
+/// next slice_start)`, the first starting at the smallest BIGINT.
+pub(super) const SLICES_TABLE: &str = "_helpscout_lake_slices";
 pub(super) const JOIN_KEYS_TABLE: &str = "_helpscout_join_keys";
 
 /// The tool's own tables.
@@ -32,6 +38,18 @@ CREATE TABLE IF NOT EXISTS _helpscout_dirty_partitions (
   table_name VARCHAR NOT NULL,
   partition_value VARCHAR NOT NULL,
   PRIMARY KEY (table_name, partition_value)
+);
+CREATE TABLE IF NOT EXISTS _helpscout_stale_rows (
+  table_name VARCHAR NOT NULL,
+  partition_value VARCHAR NOT NULL,
+  at_us BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _helpscout_lake_slices (
+  table_name VARCHAR NOT NULL,
+  partition_value VARCHAR NOT NULL,
+  slice_start BIGINT NOT NULL,
+  rows BIGINT NOT NULL,
+  PRIMARY KEY (table_name, partition_value, slice_start)
 );
 CREATE TABLE IF NOT EXISTS _helpscout_join_keys (
   join_key VARCHAR PRIMARY KEY,

@@ -5,7 +5,7 @@ use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use duckdb::params;
 
-use super::ddl::{DIRTY_TABLE, literal, partition_sql, quote_ident};
+use super::ddl::{DIRTY_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
 use super::{StoreError, Tx, db};
 use crate::catalog::{Removal, Table};
 
@@ -36,18 +36,23 @@ impl Tx<'_> {
         Ok(Stage { table, name: stage })
     }
 
-    /// Records the partitions of the rows a `WHERE` clause selects as needing a lake rewrite.
+    /// Records the rows a `WHERE` clause selects as needing a lake rewrite: their slice keys
+    /// in partitioned tables (only their slices are rewritten), the whole file otherwise.
     fn mark_dirty(&self, table: &Table, from: &str, filter: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch(&format!(
-                "INSERT OR IGNORE INTO {DIRTY_TABLE} SELECT DISTINCT {}, {} FROM {from} WHERE {filter}",
+        let sql = match table.partition_month_of {
+            Some(col) => format!(
+                "INSERT INTO {STALE_ROWS_TABLE} SELECT DISTINCT {}, {}, coalesce(epoch_us({}), CAST({} AS BIGINT)) FROM {from} WHERE {filter}",
                 literal(table.name),
                 partition_sql(table),
-            ))
-            .map_err(db("recording stale lake partitions"))
+                quote_ident(col),
+                i64::MIN
+            ),
+            None => format!("INSERT OR IGNORE INTO {DIRTY_TABLE} SELECT DISTINCT {}, {} FROM {from} WHERE {filter}", literal(table.name), partition_sql(table)),
+        };
+        self.conn.execute_batch(&sql).map_err(db("recording stale lake partitions"))
     }
 
-    fn delete_where(&self, table: &Table, filter: &str) -> Result<u64, StoreError> {
+    pub(super) fn delete_where(&self, table: &Table, filter: &str) -> Result<u64, StoreError> {
         let target = quote_ident(table.name);
         self.mark_dirty(table, &target, filter)?;
         let n = self.conn.execute(&format!("DELETE FROM {target} WHERE {filter}"), []).map_err(db(format!("deleting rows of {}", table.name)))?;
@@ -120,6 +125,54 @@ impl Tx<'_> {
         let mut stmt = self.conn.prepare(sql).map_err(db("reading ids"))?;
         let ids = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(db("reading ids"))?.collect::<Result<Vec<_>, _>>().map_err(db("reading ids"))?;
         Ok(ids)
+    }
+
+    /// The whole seconds of an immutable time column and the id of every row holding one,
+    /// sorted by time then id: what a census compares the API's counts with.
+    pub fn held_times(&self, table: &Table, column: &str, id_column: Option<&str>) -> Result<Vec<(i64, i64)>, StoreError> {
+        let col = quote_ident(column);
+        let id = id_column.map_or("0".to_string(), quote_ident);
+        let sql = format!("SELECT CAST(floor(epoch_us({col}) / 1000000) AS BIGINT) AS s, {id} FROM {} WHERE {col} IS NOT NULL ORDER BY 1, 2", quote_ident(table.name));
+        let mut stmt = self.conn.prepare(&sql).map_err(db("reading held times"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).map_err(db("reading held times"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db("reading held times"))
+    }
+
+    /// Deletes the rows whose `column` falls in `[from, to)` (whole seconds; `None` unbounded).
+    pub fn delete_time_span(&self, table: &Table, column: &str, from: Option<i64>, to: Option<i64>) -> Result<u64, StoreError> {
+        let col = quote_ident(column);
+        let mut filter = format!("{col} IS NOT NULL");
+        if let Some(f) = from {
+            filter.push_str(&format!(" AND epoch_us({col}) >= {}", f.saturating_mul(1_000_000)));
+        }
+        if let Some(t) = to {
+            filter.push_str(&format!(" AND epoch_us({col}) < {}", t.saturating_mul(1_000_000)));
+        }
+        self.delete_where(table, &filter)
+    }
+
+    /// Points the rows whose `column` holds `from` at `to` instead (a merged record's
+    /// referrers), through a stage so that a row already present under `to` is replaced.
+    pub fn repoint(&self, table: &'static Table, column: &str, from: i64, to: i64) -> Result<u64, StoreError> {
+        let stage = Stage { table, name: format!("_stage_{}", table.name) };
+        let col = quote_ident(column);
+        self.conn
+            .execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE {} AS SELECT * REPLACE (CAST({to} AS BIGINT) AS {col}) FROM {} WHERE {col} = {from}",
+                quote_ident(&stage.name),
+                quote_ident(table.name)
+            ))
+            .map_err(db(format!("repointing rows of {}", table.name)))?;
+        self.delete_where(table, &format!("{col} = {from}"))?;
+        self.upsert(&stage)
+    }
+
+    /// Deletes the rows whose `column` holds one of `ids` (a deleted record's referrers).
+    pub fn delete_referring(&self, table: &Table, column: &str, ids: &[i64]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.delete_where(table, &format!("{} IN ({})", quote_ident(column), id_list(ids)))
     }
 
     /// Every id the table holds, in order.

@@ -5,7 +5,7 @@ use duckdb::params;
 use serde::Serialize;
 
 use super::bookmarks::Scope;
-use super::ddl::{DIRTY_TABLE, RUNS_TABLE, STATE_TABLE, quote_ident};
+use super::ddl::{DIRTY_TABLE, RUNS_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, STATE_TABLE, quote_ident};
 use super::parquet::ParquetFolder;
 use super::{Outputs, Reader, StoreError, Tx, Warehouse, db};
 use crate::catalog::{self, Table};
@@ -22,6 +22,8 @@ pub struct TableStatus {
     pub bookmark: Option<String>,
     pub last_synced_at: Option<String>,
     pub parquet_files: usize,
+    /// Since when the account's plan has refused the table (HTTP 403); syncs skip it quietly.
+    pub unavailable_since: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,7 +93,17 @@ impl Reader {
                     |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)),
                 )
                 .map_err(db("reading bookmarks"))?;
+            let unavailable_since = self
+                .conn
+                .query_row(
+                    &format!("SELECT strftime(bookmark::TIMESTAMP, {ISO}) FROM {STATE_TABLE} WHERE table_name = ? AND scope = ?"),
+                    [table.name, Scope::Unavailable.key().as_str()],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .ok()
+                .flatten();
             tables.push(TableStatus {
+                unavailable_since,
                 table: table.name,
                 sync: table.strategy().describe(),
                 rows,
@@ -122,7 +134,7 @@ pub fn reset(outputs: &Outputs, tables: &[&'static Table]) -> Result<(), StoreEr
             tx.conn
                 .execute_batch(&format!("DROP TABLE IF EXISTS {}", quote_ident(table.name)))
                 .map_err(db(format!("resetting {}", table.name)))?;
-            for internal in [STATE_TABLE, DIRTY_TABLE] {
+            for internal in [STATE_TABLE, DIRTY_TABLE, STALE_ROWS_TABLE, SLICES_TABLE] {
                 tx.conn.execute(&format!("DELETE FROM {internal} WHERE table_name = ?"), [table.name]).map_err(db(format!("resetting {}", table.name)))?;
             }
         }

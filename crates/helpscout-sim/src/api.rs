@@ -299,6 +299,23 @@ pub fn select_conversations(
         });
         return (range.len(), page_of(range, q.desc, offset, limit));
     }
+    // Creation-time ranges alone, in creation order: a slice of the index (counts by span).
+    let created_only = q.folder.is_none()
+        && q.tags.is_none()
+        && q.assigned_to.is_none()
+        && q.number.is_none()
+        && q.modified_since.is_none()
+        && !q.ranges.is_empty()
+        && q.ranges.iter().all(|r| r.0 == RangeField::Created);
+    if let (true, Some(mb), SortKey::Indexed(ConvSort::CreatedAt)) = (created_only, one_mailbox, q.sort) {
+        let Some(bucket) = st.conv_idx.bucket((mb, q.status)) else {
+            return (0, vec![]);
+        };
+        let lo = q.ranges.iter().filter_map(|r| r.1).max();
+        let hi = q.ranges.iter().filter_map(|r| r.2).min();
+        let range = bucket.get(ConvSort::CreatedAt).between(lo, hi);
+        return (range.len(), page_of(range, q.desc, offset, limit));
+    }
     // General path: filter and sort the candidates (O(n log n); only for rarer queries).
     let mailboxes: Vec<Option<i64>> = match &q.mailboxes {
         None => vec![None],

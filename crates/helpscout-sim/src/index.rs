@@ -40,6 +40,13 @@ impl SortedVec {
         self.0.is_empty()
     }
 
+    /// The entries with `min_key <= key <= max_key` (`None`: unbounded).
+    pub fn between(&self, min_key: Option<i64>, max_key: Option<i64>) -> &[(i64, i64)] {
+        let lo = min_key.map_or(0, |k| self.0.partition_point(|e| e.0 < k));
+        let hi = max_key.map_or(self.0.len(), |k| self.0.partition_point(|e| e.0 <= k));
+        &self.0[lo..hi.max(lo)]
+    }
+
     /// The entries with key >= `min_key`.
     pub fn since(&self, min_key: Option<i64>) -> &[(i64, i64)] {
         match min_key {

@@ -38,7 +38,7 @@ pub fn status(args: &OutputArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 vec![
                     Cell::Text(t.table.into()),
                     t.rows.map(|r| Cell::Int(r.into())).unwrap_or(Cell::Null),
-                    Cell::Text(t.sync.into()),
+                    Cell::Text(if t.unavailable_since.is_some() { "unavailable on this plan".into() } else { t.sync.into() }),
                     text(&t.bookmark),
                     text(&t.last_synced_at),
                     Cell::Int(t.parquet_files as i128),
@@ -47,6 +47,14 @@ pub fn status(args: &OutputArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             .collect(),
     };
     write!(out, "{}", render::text(&grid))?;
+    for t in status.tables.iter().filter(|t| t.unavailable_since.is_some()) {
+        writeln!(
+            out,
+            "{} is not available on this Help Scout plan (refused with HTTP 403 since {}): syncs skip it without failing; leave it out of `[sync] tables` (or `--tables`) to stop asking.",
+            t.table,
+            t.unavailable_since.as_deref().unwrap_or("?")
+        )?;
+    }
     Ok(Exit::Success)
 }
 

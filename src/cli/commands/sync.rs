@@ -37,7 +37,13 @@ pub fn write_report(out: &mut dyn Write, report: &SyncReport, json: bool) -> std
                     Cell::Int(t.requests.into()),
                     Cell::Float((t.duration_ms as f64 / 100.0).round() / 10.0),
                     Cell::Text(t.method.into()),
-                    Cell::Text(if t.error.is_some() { "FAILED".into() } else { "ok".into() }),
+                    Cell::Text(if t.error.is_some() {
+                        "FAILED".into()
+                    } else if t.unavailable.is_some() {
+                        "unavailable".into()
+                    } else {
+                        "ok".into()
+                    }),
                 ]
             })
             .collect(),
@@ -46,17 +52,21 @@ pub fn write_report(out: &mut dyn Write, report: &SyncReport, json: bool) -> std
     for t in report.tables.iter().filter(|t| t.error.is_some()) {
         writeln!(out, "{}: FAILED — {}", t.table, t.error.as_deref().unwrap_or_default())?;
     }
+    for t in report.tables.iter().filter_map(|t| t.unavailable.as_deref()) {
+        writeln!(out, "{t}")?;
+    }
     let elapsed = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
     writeln!(
         out,
-        "{} API requests ({} rate-limited, lowest remaining budget {}), {:.1} s; {} commits, longest {} ms; {} Parquet partitions written.",
+        "{} API requests ({} rate-limited, lowest remaining budget {}), {:.1} s; {} commits, longest {} ms; {} Parquet partitions written ({:.1} MB).",
         report.requests,
         report.rate_limited,
         report.lowest_rate_limit_remaining.map(|r| r.to_string()).unwrap_or_else(|| "unknown".into()),
         elapsed,
         report.commits,
         report.longest_commit_window_ms,
-        report.parquet_partitions_written
+        report.parquet_partitions_written,
+        report.parquet_bytes_written as f64 / 1e6
     )?;
     writeln!(out, "DuckDB: {}   Parquet: {}", report.duckdb, report.parquet)?;
     if let Some(e) = &report.error {
