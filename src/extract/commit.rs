@@ -89,16 +89,19 @@ fn commit_chunk(
     }
     let parent_ids = chunk.parent_ids;
     let losing = store.commit(windows, |tx| {
+        // Rows received again unchanged are not written again (their lake slices stay as they are).
         if let Some(batch) = parent_batch {
             let stage = tx.stage(table, vec![batch])?;
             tx.append_row_events(&stage, run_id)?;
+            tx.drop_unchanged(&stage)?;
             tx.upsert(&stage)?;
         }
         let mut losing = Vec::new();
         for (child, batch) in child_batches {
             let stage = tx.stage(child, vec![batch])?;
             losing.extend(tx.parents_losing_children(&stage)?);
-            tx.delete_children(child, &parent_ids)?;
+            let unchanged = tx.drop_unchanged(&stage)?;
+            tx.delete_children(child, &parent_ids, Some(&unchanged))?;
             tx.upsert(&stage)?;
         }
         losing.retain(|id| !parent_ids.contains(id));

@@ -174,6 +174,7 @@ impl<'a> Run<'a> {
 
 impl Ledger {
     /// One transaction on the store, its window counted.
+    #[track_caller]
     pub fn commit<T>(&mut self, store: &Warehouse, f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, SyncError> {
         Ok(store.commit(&mut self.windows, f)?)
     }

@@ -64,7 +64,9 @@ pub(crate) async fn sync(run: &Run<'_>, ledger: &mut Ledger, table: &'static Tab
         tracing::info!(table = table.name, repeats = found.repeats, pass, "rows moved while paging; reading the changes again");
     }
     if full && run.selected(table) {
-        let unseen = ledger.commit(&run.store, |tx| tx.ids_not_written_by(table, &run.stamp.run_id))?;
+        // Rows received unchanged keep their `_run_id`: what was not listed is what `seen` lacks.
+        let held = ledger.commit(&run.store, |tx| tx.held_ids(table))?;
+        let unseen: Vec<i64> = held.into_iter().filter(|id| !seen.contains(id)).collect();
         synced.removed += removals::resolve(run, ledger, table, unseen).await?;
     }
     synced.removed += removals::resolve(run, ledger, table, losing).await?;

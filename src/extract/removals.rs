@@ -150,7 +150,7 @@ pub(crate) async fn resolve(run: &Run<'_>, ledger: &mut Ledger, table: &'static 
     let run_id = &run.stamp.run_id;
     ledger.commit(&run.store, |tx| {
         for child in &children {
-            tx.delete_children(child, &ids)?;
+            tx.delete_children(child, &ids, None)?;
         }
         tx.delete_ids(table, &ids)?;
         for (id, removal) in &removed {

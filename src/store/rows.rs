@@ -9,6 +9,11 @@ use super::ddl::{DIRTY_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_id
 use super::{StoreError, Tx, db};
 use crate::catalog::{Removal, Table};
 
+/// The keys of staged rows the table already held as they were (a temporary table).
+pub struct Unchanged {
+    name: String,
+}
+
 /// Rows staged for one table in the current transaction.
 pub struct Stage {
     pub(super) table: &'static Table,
@@ -73,13 +78,47 @@ impl Tx<'_> {
         Ok(n as u64)
     }
 
-    /// Removes every child row of the given parents (their set is about to be replaced).
-    pub fn delete_children(&self, child: &Table, parent_ids: &[i64]) -> Result<u64, StoreError> {
+    /// Takes out of the stage the rows the table already holds exactly as staged (every
+    /// column but when and by which run it was written): writing them again would change
+    /// nothing but make their lake slices stale. Returns their keys, for `delete_children`.
+    pub fn drop_unchanged(&self, stage: &Stage) -> Result<Unchanged, StoreError> {
+        let table = stage.table;
+        let keys: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
+        let keys = keys.join(", ");
+        let cols: Vec<String> = self
+            .column_names(table)?
+            .into_iter()
+            .filter(|c| c != crate::catalog::META_EXTRACTED_AT && c != crate::catalog::META_RUN_ID)
+            .map(|c| quote_ident(&c))
+            .collect();
+        let cols = cols.join(", ");
+        let staged = quote_ident(&stage.name);
+        let unchanged = quote_ident(&format!("_unchanged_{}", table.name));
+        self.conn
+            .execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE {unchanged} AS SELECT {keys} FROM (SELECT {cols} FROM {staged} INTERSECT SELECT {cols} FROM {} WHERE ({keys}) IN (SELECT {keys} FROM {staged}));",
+                quote_ident(table.name)
+            ))
+            .map_err(db(format!("comparing staged rows of {}", table.name)))?;
+        self.conn
+            .execute(&format!("DELETE FROM {staged} WHERE ({keys}) IN (SELECT {keys} FROM {unchanged})"), [])
+            .map_err(db(format!("comparing staged rows of {}", table.name)))?;
+        Ok(Unchanged { name: unchanged })
+    }
+
+    /// Removes the child rows of the given parents that are about to be replaced: all of them,
+    /// or all but those `drop_unchanged` found staged as they are.
+    pub fn delete_children(&self, child: &Table, parent_ids: &[i64], keep: Option<&Unchanged>) -> Result<u64, StoreError> {
         let Some(key) = child.parent_key else { return Ok(0) };
         if parent_ids.is_empty() {
             return Ok(0);
         }
-        self.delete_where(child, &format!("{} IN ({})", quote_ident(key), id_list(parent_ids)))
+        let mut filter = format!("{} IN ({})", quote_ident(key), id_list(parent_ids));
+        if let Some(keep) = keep {
+            let keys: Vec<String> = child.primary_key.iter().map(|k| quote_ident(k)).collect();
+            filter.push_str(&format!(" AND ({k}) NOT IN (SELECT {k} FROM {})", keep.name, k = keys.join(", ")));
+        }
+        self.delete_where(child, &filter)
     }
 
     /// Parents that lose children to the staged rows (a child now listed under another parent).
@@ -178,11 +217,6 @@ impl Tx<'_> {
     /// Every id the table holds, in order.
     pub fn held_ids(&self, table: &Table) -> Result<Vec<i64>, StoreError> {
         self.ids(&format!("SELECT id FROM {} ORDER BY id", quote_ident(table.name)))
-    }
-
-    /// Ids of the table's rows this run did not write, in order.
-    pub fn ids_not_written_by(&self, table: &Table, run_id: &str) -> Result<Vec<i64>, StoreError> {
-        self.ids(&format!("SELECT id FROM {} WHERE _run_id IS DISTINCT FROM {} ORDER BY id", quote_ident(table.name), literal(run_id)))
     }
 
     /// Whether the table holds a row with this id.

@@ -13,6 +13,9 @@ use super::{StoreError, db};
 /// (a page's retry or the outbox's log copy beside a sync) would both append to the WAL.
 static COMMIT_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Commits longer than this are logged at debug level, with where they were made.
+const LONG_COMMIT: Duration = Duration::from_millis(300);
+
 /// How long a reader waits for a commit in progress before it says so.
 const READ_WAIT: Duration = Duration::from_secs(3);
 
@@ -110,6 +113,7 @@ impl Warehouse {
     }
 
     /// Runs `f` in one transaction on a freshly opened connection; the file is closed after.
+    #[track_caller]
     pub fn commit<T, E: From<StoreError>>(&self, stats: &mut WindowStats, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         let _gate = COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
@@ -123,6 +127,9 @@ impl Warehouse {
         };
         drop(conn);
         let held = started.elapsed();
+        if held > LONG_COMMIT {
+            tracing::debug!(ms = held.as_millis() as u64, at = %std::panic::Location::caller(), "a long commit");
+        }
         stats.commits += 1;
         stats.total += held;
         stats.longest = stats.longest.max(held);
