@@ -482,6 +482,22 @@ mod tests {
         assert!(again.bytes * 3 < first.bytes, "{} of {} bytes", again.bytes, first.bytes);
         assert_eq!(rows(&lake.files("conversations")), 5_000);
 
+        // The same row received again unchanged is taken out of the stage: nothing to write.
+        w.commit(&mut windows, |tx| {
+            let stage = tx.stage(&CONVERSATIONS, vec![batch(&conv, 2_500..2_502, "changed")])?;
+            tx.drop_unchanged(&stage)?;
+            tx.upsert(&stage)
+        })
+        .unwrap();
+        assert_eq!(export(&w, &mut windows).files, 1, "2,501 is new to its subject, 2,500 is not");
+        w.commit(&mut windows, |tx| {
+            let stage = tx.stage(&CONVERSATIONS, vec![batch(&conv, 2_500..2_502, "changed")])?;
+            tx.drop_unchanged(&stage)?;
+            tx.upsert(&stage)
+        })
+        .unwrap();
+        assert_eq!(export(&w, &mut windows), Exported::default(), "received again as held: no slice is stale");
+
         // A file left by an export that did not commit goes when its partition is next written.
         let stray = files[0].parent().unwrap().join("data-1717200000000001.parquet");
         fs::copy(&files[1], &stray).unwrap();

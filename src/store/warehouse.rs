@@ -13,6 +13,9 @@ use super::{StoreError, db};
 /// (a page's retry or the outbox's log copy beside a sync) would both append to the WAL.
 static COMMIT_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The memory DuckDB may use for one commit (it spills to disk beyond it where it can).
+const WRITER_MEMORY: &str = "SET memory_limit = '160MB'";
+
 /// Commits longer than this are logged at debug level, with where they were made.
 const LONG_COMMIT: Duration = Duration::from_millis(300);
 
@@ -70,7 +73,12 @@ impl Warehouse {
         let mut pause = Duration::from_millis(20);
         loop {
             match Connection::open(&self.path) {
-                Ok(conn) => return Ok(conn),
+                Ok(conn) => {
+                    // DuckDB caches what it reads up to most of the machine's memory; a sync
+                    // needs little of it, and its peak memory must not grow with the account.
+                    conn.execute_batch(WRITER_MEMORY).map_err(db("limiting DuckDB's memory"))?;
+                    return Ok(conn);
+                }
                 Err(e) => {
                     let reason = e.to_string();
                     if !is_lock_conflict(&reason) {
@@ -118,14 +126,19 @@ impl Warehouse {
         let _gate = COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let mut conn = self.connect()?;
+        let opened = started.elapsed();
+        let mut worked = Duration::ZERO;
         let result = {
             let txn = conn.transaction().map_err(db("starting a transaction"))?;
             let mut tx = Tx { conn: &txn, path: &self.path };
             let value = f(&mut tx)?;
+            worked = started.elapsed();
             txn.commit().map_err(db("committing"))?;
             value
         };
+        let committed = started.elapsed();
         drop(conn);
+        tracing::trace!(opened_ms = opened.as_millis() as u64, worked_ms = worked.as_millis() as u64, committed_ms = committed.as_millis() as u64, "commit phases");
         let held = started.elapsed();
         if held > LONG_COMMIT {
             tracing::debug!(ms = held.as_millis() as u64, at = %std::panic::Location::caller(), "a long commit");
