@@ -385,7 +385,7 @@ pub fn resolve(
         start_date,
         tables: choices,
         overlap: Duration::from_secs(file.sync.overlap_secs.unwrap_or(300)),
-        chunk_rows: file.sync.chunk_rows.unwrap_or(2_000).max(1),
+        chunk_rows: file.sync.chunk_rows.unwrap_or(1_000).max(1),
         lock_timeout: Duration::from_secs(file.sync.lock_timeout_secs.unwrap_or(120)),
         removal_check: Duration::from_secs(file.sync.removal_check_secs.unwrap_or(0)),
     };
