@@ -8,7 +8,8 @@ For each size in --sizes (default 20000,200000), against its own simulator
   backfill   `helpscout-etl sync --json` into a fresh output folder;
   refresh    the simulator's stats reset, one fixed mutation batch applied
              (POST /_admin/mutate: ~220 changes, exactly 2 deletions and 2
-             merges, see BATCH), then `sync --json` again on the same folder;
+             merges, see BATCH), the clock moved 10 minutes on, then
+             `sync --json` again on the same folder;
   no change  the simulator's clock moved 15 minutes on (past the 5-minute
              overlap, as a scheduled refresh), then a third `sync --json` with
              nothing changed in between.
@@ -278,6 +279,9 @@ def run_size(binary, n, args, work):
             counts=OrderedDict((k, len(v)) for k, v in rep.items() if isinstance(v, list)),
         )
         log("  mutation batch: " + ", ".join(f"{k} {v}" for k, v in entry["mutation"]["counts"].items()))
+        # The refresh runs 10 minutes after the batch (a schedule), so that the next refresh's
+        # overlap (5 minutes before this one started) no longer reaches the batch.
+        http(sim.base, "/_admin/advance?seconds=600", method="POST")
         entry["refresh"] = run_sync(binary, sim, config, f"{n}-refresh", logs, args.timeout)
 
         # A scheduled refresh later (15 minutes, past the 5-minute overlap): nothing changed since.

@@ -13,8 +13,8 @@ use super::{StoreError, db};
 /// (a page's retry or the outbox's log copy beside a sync) would both append to the WAL.
 static COMMIT_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The memory DuckDB may use for one commit (64 MB) (it spills to disk beyond it where it can).
-const WRITER_MEMORY: &str = "SET memory_limit = '64MB'";
+/// The memory DuckDB may use for one commit (256 MB) (it spills to disk beyond it where it can).
+const WRITER_MEMORY: &str = "SET memory_limit = '256MB'";
 
 /// Commits longer than this are logged at debug level, with where they were made.
 const LONG_COMMIT: Duration = Duration::from_millis(300);
