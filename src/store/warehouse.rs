@@ -127,7 +127,7 @@ impl Warehouse {
         let started = Instant::now();
         let mut conn = self.connect()?;
         let opened = started.elapsed();
-        let mut worked = Duration::ZERO;
+        let worked;
         let result = {
             let txn = conn.transaction().map_err(db("starting a transaction"))?;
             let mut tx = Tx { conn: &txn, path: &self.path };
