@@ -12,3 +12,4 @@ pub use auth::{Credentials, TokenStore};
 pub use client::{ApiResponse, Client, ClientConfig, Usage};
 pub use error::{Action, ApiError, WriteOutcome};
 pub use paging::{IdCollector, Listing, Page, PageSink};
+pub use transport::api_date;

@@ -89,3 +89,8 @@ mod tests {
         assert_eq!(error_message(b"<html>oops</html>"), "<html>oops</html>");
     }
 }
+
+/// The API's date format for query parameters (`2024-06-01T00:00:00Z`).
+pub fn api_date(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

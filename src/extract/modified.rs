@@ -16,13 +16,9 @@ use super::context::{Ledger, Run, Synced};
 use super::gather::gather;
 use super::progress::ListingProgress;
 use super::removals;
+use crate::api::api_date;
 use crate::catalog::Table;
 use crate::store::Scope;
-
-/// The API's date format for query parameters.
-pub(crate) fn api_date(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// What one pass over a listing found.
 struct Pass {

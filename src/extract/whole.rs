@@ -11,8 +11,7 @@ use super::SyncError;
 use super::census::{self, Follow, Span};
 use super::commit::{Chunk, row_id};
 use super::context::{Ledger, Run, Synced};
-use super::modified::api_date;
-use crate::api::ApiError;
+use crate::api::{ApiError, api_date};
 use crate::catalog::{Table, Window as ReportWindow};
 use crate::store::Scope;
 
@@ -90,7 +89,7 @@ pub(crate) async fn sync(run: &Run<'_>, ledger: &mut Ledger, table: &'static Tab
         }
         Some((_, w)) => {
             removed = ledger.replace_rows(run, table, chunk.rows, None)?;
-            ledger.mark(run, table, &[Scope::WindowEnd, Scope::RemovalCheck], w.until)?;
+            ledger.mark(run, table, &[Scope::WindowEnd], w.until)?;
         }
         None => removed = ledger.replace_rows(run, table, chunk.rows, None)?,
     }

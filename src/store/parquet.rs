@@ -482,6 +482,20 @@ mod tests {
         assert!(again.bytes * 3 < first.bytes, "{} of {} bytes", again.bytes, first.bytes);
         assert_eq!(rows(&lake.files("conversations")), 5_000);
 
+        // With no time budget each commit writes one slice and says more are stale; the marks
+        // of the slices not written yet survive between commits.
+        upsert(&w, &mut windows, batch(&conv, 0..5_000, "all changed"));
+        let mut calls = Vec::new();
+        loop {
+            let e = w.commit(&mut windows, |tx| tx.export_stale(&lake, &CONVERSATIONS, &schema, Duration::ZERO)).unwrap();
+            calls.push((e.files, e.more));
+            if !e.more {
+                break;
+            }
+        }
+        assert_eq!(calls, [(1, true), (1, true), (1, true), (1, true), (1, false)]);
+        assert_eq!(rows(&lake.files("conversations")), 5_000);
+
         // The same row received again unchanged is taken out of the stage: nothing to write.
         w.commit(&mut windows, |tx| {
             let stage = tx.stage(&CONVERSATIONS, vec![batch(&conv, 2_500..2_502, "changed")])?;
