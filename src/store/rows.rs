@@ -250,3 +250,34 @@ impl Tx<'_> {
             .map_err(db(format!("recording a removed {}", table.noun)))
     }
 }
+
+#[cfg(test)]
+mod repoint_tests {
+    use crate::catalog::HAPPINESS_RATINGS_REPORT as RATINGS;
+    use crate::convert::{RunStamp, TableConverter};
+    use crate::store::Warehouse;
+
+    #[test]
+    fn a_merged_records_referrers_move_to_the_survivor_and_one_it_already_holds_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("t.duckdb"));
+        let conv = TableConverter::new(&RATINGS, None);
+        let stamp = RunStamp { run_id: "r".into(), extracted_at: chrono::Utc::now() };
+        let rating = |conversation: i64, customer: i64, comment: &str| {
+            let record = serde_json::json!({"id": conversation, "ratingCreatedAt": "2024-06-01T10:00:00Z", "ratingCustomerId": customer, "ratingComments": comment});
+            conv.row(&record, None, &stamp).unwrap()
+        };
+        let rows = vec![rating(1, 5, "from the merged one"), rating(1, 6, "moves"), rating(2, 5, "the survivor's")];
+        let count = |sql: &str| -> i64 { w.read().unwrap().conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        w.commit(&mut Default::default(), |tx| {
+            tx.ensure_tables(&[(&RATINGS, conv.schema_columns().to_vec())])?;
+            let stage = tx.stage(&RATINGS, vec![conv.batch(&rows).unwrap()])?;
+            tx.upsert(&stage)?;
+            tx.repoint(&RATINGS, "conversation_id", 1, 2)
+        })
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM happiness_ratings_report WHERE conversation_id = 1"), 0);
+        assert_eq!(count("SELECT count(*) FROM happiness_ratings_report WHERE conversation_id = 2"), 2, "one row per key");
+        assert_eq!(count("SELECT count(*) FROM happiness_ratings_report WHERE rating_comments = 'moves'"), 1);
+    }
+}
