@@ -33,7 +33,7 @@ pub enum Command {
     Push(PushArgs),
     /// Install (or reinstall) the bundled SQL views into an existing DuckDB file.
     Views(OutputArgs),
-    /// Print a bundled report: happiness, health (exits 4 below 95 %), api-usage.
+    /// Print a bundled report: happiness, productivity, health (exits 4 below 95 %), api-usage.
     Report(ReportArgs),
     /// Serve the HelpScout Log as a web page (sign-in required; see `users`).
     Serve(ServeArgs),
@@ -264,12 +264,14 @@ pub struct RetryArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ReportArgs {
-    /// happiness (ratings and score), health (success rate per event type; exits 4 below 95 %
-    /// in the last 24 h), api-usage (requests, 429s, lowest remaining budget).
+    /// happiness (ratings and score), productivity (first response, resolution, replies, busiest
+    /// day), health (success rate per event type; exits 4 below 95 % in the last 24 h), api-usage
+    /// (requests, 429s, lowest remaining budget).
     #[arg(value_enum)]
     pub report: ReportKind,
     /// Grouping. happiness: day, week, month (default), mailbox, user, team, or comments (the
-    /// ratings that came with one, newest first). api-usage: hour or day (default).
+    /// ratings that came with one, newest first). productivity: day, week, month (default),
+    /// mailbox, user or team. api-usage: hour or day (default).
     #[arg(long, value_enum)]
     pub by: Option<By>,
     /// Only the latest N rows (periods, hours, days, comments); mailbox, user and team lists are
@@ -286,6 +288,7 @@ pub struct ReportArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportKind {
     Happiness,
+    Productivity,
     Health,
     ApiUsage,
 }

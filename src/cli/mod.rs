@@ -45,7 +45,9 @@ pub fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(e) => {
             // One line, whatever the error: its causes joined.
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            // A usage error raised by a command renders its own "error: " prefix.
+            let message = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {}", message.trim_end().strip_prefix("error: ").unwrap_or(message.trim_end()));
             Exit::of_error(&e).into()
         }
     }

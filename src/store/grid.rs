@@ -108,7 +108,49 @@ pub fn fmt_json_number(v: &serde_json::Value) -> String {
     }
 }
 
+/// Seconds for reading: 45s, 12m, 3h 5m, 2d 4h (rounded down to the unit shown).
+pub fn fmt_duration(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "n/a".into();
+    }
+    let sign = if seconds < 0.0 { "-" } else { "" };
+    let s = seconds.abs().round() as u64;
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60);
+    let text = match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    };
+    format!("{sign}{text}")
+}
+
 impl Grid {
+    /// The same grid with every `…_seconds` column shown as a readable duration (for text and
+    /// pages; JSON and CSV keep the seconds).
+    pub fn with_durations(&self) -> Grid {
+        let timed: Vec<bool> = self.columns.iter().map(|c| c.ends_with("_seconds")).collect();
+        Grid {
+            columns: self.columns.iter().map(|c| c.strip_suffix("_seconds").unwrap_or(c).to_string()).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .zip(&timed)
+                        .map(|(cell, timed)| match (cell, timed) {
+                            (Cell::Int(i), true) => Cell::Text(fmt_duration(*i as f64)),
+                            (Cell::Float(f), true) => Cell::Text(fmt_duration(*f)),
+                            _ => cell.clone(),
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
     /// The rows as JSON objects keyed by column.
     pub fn json_rows(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
         self.rows.iter().map(|row| self.columns.iter().cloned().zip(row.iter().map(Cell::json)).collect()).collect()
@@ -136,5 +178,25 @@ impl Reader {
             grid.rows.push(cells);
         }
         Ok(grid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_in_the_two_largest_units() {
+        assert_eq!(fmt_duration(45.0), "45s");
+        assert_eq!(fmt_duration(720.0), "12m");
+        assert_eq!(fmt_duration(3.0 * 3600.0 + 5.0 * 60.0 + 59.0), "3h 5m");
+        assert_eq!(fmt_duration(7200.0), "2h");
+        assert_eq!(fmt_duration(2.0 * 86_400.0 + 4.0 * 3600.0 + 1.0), "2d 4h");
+        assert_eq!(fmt_duration(86_400.0), "1d");
+        assert_eq!(fmt_duration(-90.0), "-1m");
+        let grid = Grid { columns: vec!["a".into(), "wait_seconds".into()], rows: vec![vec![Cell::Int(1), Cell::Float(90.5)], vec![Cell::Int(2), Cell::Null]] };
+        let shown = grid.with_durations();
+        assert_eq!(shown.columns, vec!["a", "wait"]);
+        assert_eq!(shown.rows, vec![vec![Cell::Int(1), Cell::Text("1m".into())], vec![Cell::Int(2), Cell::Null]]);
     }
 }

@@ -31,7 +31,7 @@ pub use log_query::{Cursor, LogFilter, PendingRetry, Summary};
 pub use outbox::{DeliveryState, OutboundEvent, Outbox, OutboxCounts, Queue, Queued, Received, submission_source_id};
 pub use outputs::{Outputs, RunLock};
 pub use parquet::{DATA_FILE, ParquetFolder, partition_key};
-pub use reports::{HappinessBy, UsageBy};
+pub use reports::{HappinessBy, ProductivityBy, UsageBy};
 pub use runs::{LastRun, StatusReport, TableStatus, reset};
 pub use views::{VIEWS, ViewFileStatus, ObjectKind, objects};
 pub use warehouse::{Reader, Tx, Warehouse, WindowStats};

@@ -1,4 +1,5 @@
-//! The bundled report queries over the views: happiness, integration health, API usage.
+//! The bundled report queries over the views: happiness, productivity, integration health, API
+//! usage.
 
 use super::grid::Grid;
 use super::views::VIEWS_TABLE;
@@ -16,6 +17,40 @@ pub enum HappinessBy {
     /// The ratings that came with a comment, newest first.
     Comments,
 }
+
+/// How the productivity figures are grouped: company-wide per period, or per mailbox, user or
+/// team over everything synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductivityBy {
+    Day,
+    Week,
+    Month,
+    Mailbox,
+    User,
+    Team,
+}
+
+impl ProductivityBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProductivityBy::Day => "day",
+            ProductivityBy::Week => "week",
+            ProductivityBy::Month => "month",
+            ProductivityBy::Mailbox => "mailbox",
+            ProductivityBy::User => "user",
+            ProductivityBy::Team => "team",
+        }
+    }
+
+    fn is_period(self) -> bool {
+        matches!(self, ProductivityBy::Day | ProductivityBy::Week | ProductivityBy::Month)
+    }
+}
+
+/// The figures of `productivity`, in the order reports show them.
+const PRODUCTIVITY_FIGURES: &str = "new_conversations, conversations_touched, customers, messages_received, replies_sent, \
+     median_first_response_seconds, p90_first_response_seconds, resolved, median_resolution_seconds, \
+     p90_resolution_seconds, mean_replies_to_resolve, resolved_on_first_reply_pct, ratings, happiness_score";
 
 /// How API requests are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +127,66 @@ impl Reader {
             )?,
         };
         Ok((grid, self.view_grid("happiness_summary", "SELECT * FROM happiness_summary")?))
+    }
+
+    /// Productivity grouped `by` (periods oldest first, the latest `limit`; mailboxes, users and
+    /// teams over everything synced, cut after `limit`), and the company over everything synced.
+    pub fn productivity(&self, by: ProductivityBy, limit: Option<usize>) -> Result<(Grid, Grid), StoreError> {
+        let name = by.name();
+        let grid = if by.is_period() {
+            let mut grid = self.view_grid(
+                "productivity",
+                &format!(
+                    "SELECT period_start AS {name}, {PRODUCTIVITY_FIGURES} FROM productivity \
+                     WHERE period = '{name}' AND dimension = 'company' ORDER BY period_start DESC{}",
+                    limit_sql(limit)
+                ),
+            )?;
+            grid.rows.reverse();
+            grid
+        } else {
+            self.view_grid(
+                "productivity",
+                &format!(
+                    "SELECT dimension_id AS {name}_id, dimension_name AS {name}, {PRODUCTIVITY_FIGURES} \
+                     FROM productivity_between(NULL, NULL) WHERE dimension = '{name}'{}",
+                    limit_sql(limit)
+                ),
+            )?
+        };
+        let overall = self.view_grid(
+            "productivity",
+            &format!("SELECT {PRODUCTIVITY_FIGURES} FROM productivity_between(NULL, NULL) WHERE dimension = 'company'"),
+        )?;
+        Ok((grid, overall))
+    }
+
+    /// New conversations by day of the week × hour (UTC), all 168 cells.
+    pub fn busiest_times(&self) -> Result<Grid, StoreError> {
+        self.view_grid("busiest_times", "SELECT * FROM busiest_times")
+    }
+
+    /// The busiest day of the week (no row without conversations).
+    pub fn busiest_day(&self) -> Result<Grid, StoreError> {
+        self.view_grid("busiest_day", "SELECT * FROM busiest_day")
+    }
+
+    /// Email, chat and phone side by side.
+    pub fn channel_metrics(&self) -> Result<Grid, StoreError> {
+        self.view_grid("channel_metrics", "SELECT * FROM channel_metrics")
+    }
+
+    /// The latest week's conversations per tag, with the change from the week before, the
+    /// busiest tags first.
+    pub fn tag_trends_latest(&self, limit: Option<usize>) -> Result<Grid, StoreError> {
+        self.view_grid(
+            "tag_trends",
+            &format!(
+                "SELECT tag, week_start, conversations, previous_week, change, change_pct FROM tag_trends \
+                 WHERE week_start = (SELECT max(week_start) FROM tag_trends) ORDER BY conversations DESC, tag{}",
+                limit_sql(limit)
+            ),
+        )
     }
 
     /// Success rates per event type over the last 24 and 48 hours, as the view has them.

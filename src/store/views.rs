@@ -32,6 +32,11 @@ pub const VIEWS: &[(&str, &str)] = &[
     ("061_conversation_custom_fields.sql", include_str!("../../sql/061_conversation_custom_fields.sql")),
     ("070_form_repeat_submitters.sql", include_str!("../../sql/070_form_repeat_submitters.sql")),
     ("071_form_duplicate_tickets.sql", include_str!("../../sql/071_form_duplicate_tickets.sql")),
+    ("080_conversation_metrics.sql", include_str!("../../sql/080_conversation_metrics.sql")),
+    ("081_productivity.sql", include_str!("../../sql/081_productivity.sql")),
+    ("082_busiest_times.sql", include_str!("../../sql/082_busiest_times.sql")),
+    ("083_channel_metrics.sql", include_str!("../../sql/083_channel_metrics.sql")),
+    ("084_tag_trends.sql", include_str!("../../sql/084_tag_trends.sql")),
 ];
 
 /// One row per view file: whether the last install put it in, and why not.

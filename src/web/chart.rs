@@ -54,6 +54,42 @@ pub fn bars(title: &str, bars: &[Bar], min: f64, max: f64, threshold: Option<f64
     }
 }
 
+/// A heat map: one row per label of `rows`, one cell per value, shaded by its share of the
+/// largest value; `columns` label every third column.
+pub fn heat_map(title: &str, rows: &[(String, Vec<f64>)], columns: &[String]) -> Markup {
+    const CELL_W: f64 = 26.0;
+    const CELL_H: f64 = 22.0;
+    const ROW_LABEL: f64 = 90.0;
+    const HEAD: f64 = 18.0;
+    let n = columns.len().max(1) as f64;
+    let (width, height) = (ROW_LABEL + n * CELL_W, HEAD + rows.len() as f64 * CELL_H);
+    let peak = rows.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0, f64::max);
+    html! {
+        figure.chart {
+            svg viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
+                title { (title) }
+                @for (j, c) in columns.iter().enumerate() {
+                    @if j % 3 == 0 {
+                        text.axis x=(ROW_LABEL + j as f64 * CELL_W + CELL_W / 2.0) y=(HEAD - 5.0) text-anchor="middle" { (c) }
+                    }
+                }
+                @for (i, (label, values)) in rows.iter().enumerate() {
+                    @let y = HEAD + i as f64 * CELL_H;
+                    text.axis x=(ROW_LABEL - 6.0) y=(y + CELL_H * 0.65) text-anchor="end" { (label) }
+                    @for (j, v) in values.iter().enumerate() {
+                        @let share = if peak > 0.0 { v / peak } else { 0.0 };
+                        rect class=(if *v > 0.0 { "heat" } else { "heat zero" }) x=(ROW_LABEL + j as f64 * CELL_W + 1.0) y=(y + 1.0)
+                            width=(CELL_W - 2.0) height=(CELL_H - 2.0) fill-opacity=(format!("{:.2}", if *v > 0.0 { 0.12 + 0.88 * share } else { 1.0 })) {
+                            title { (label) " " (columns.get(j).map(String::as_str).unwrap_or("")) ": " (number(*v)) }
+                        }
+                    }
+                }
+            }
+            figcaption { (title) }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

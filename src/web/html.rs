@@ -25,6 +25,7 @@ pub enum Nav {
     Health,
     Usage,
     Happiness,
+    Productivity,
     Users,
     None,
 }
@@ -52,6 +53,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, active: Nav, body: Markup) -
                             (link(Nav::Health, "/health", "Health"))
                             (link(Nav::Usage, "/usage", "API usage"))
                             (link(Nav::Happiness, "/happiness", "Happiness"))
+                            (link(Nav::Productivity, "/productivity", "Productivity"))
                             @if v.role.is_admin() { (link(Nav::Users, "/users", "Users")) }
                         }
                         form.signout method="post" action="/logout" {

@@ -166,6 +166,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(pages::health))
         .route("/usage", get(pages::usage))
         .route("/happiness", get(pages::happiness))
+        .route("/productivity", get(pages::productivity))
         .route("/users", get(pages::users).post(pages::add_user))
         .route("/users/remove", post(pages::remove_user))
         .route("/export", get(export::export))

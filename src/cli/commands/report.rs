@@ -1,4 +1,4 @@
-//! `report happiness | health | api-usage`: the bundled views, printed as aligned text tables,
+//! `report happiness | productivity | health | api-usage`: the bundled views, printed as aligned text tables,
 //! JSON (`--json`) or CSV (`--csv`). `report health` exits 4 when any event type's success rate
 //! in the last 24 hours is below 95 % (the `integration_health` view's `below_threshold`), so
 //! that a scheduler can alert; 0 otherwise (also when the last 24 hours hold no event).
@@ -9,8 +9,8 @@ use crate::cli::args::{By, ReportArgs, ReportKind};
 use crate::cli::config;
 use crate::cli::exit::Exit;
 use crate::cli::render;
-use crate::store::grid::fmt_json_number;
-use crate::store::{Grid, HappinessBy, Reader, UsageBy, Warehouse};
+use crate::store::grid::{fmt_duration, fmt_json_number};
+use crate::store::{Grid, HappinessBy, ProductivityBy, Reader, UsageBy, Warehouse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -45,6 +45,23 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 By::Hour => return Err(bad_grouping("`report happiness --by` takes day, week, month, mailbox, user, team or comments".into())),
             };
             happiness(&reader()?, args.by.unwrap_or(By::Month), by, args.limit, format, out)
+        }
+        ReportKind::Productivity => {
+            let by = match args.by.unwrap_or(By::Month) {
+                By::Day => ProductivityBy::Day,
+                By::Week => ProductivityBy::Week,
+                By::Month => ProductivityBy::Month,
+                By::Mailbox => ProductivityBy::Mailbox,
+                By::User => ProductivityBy::User,
+                By::Team => ProductivityBy::Team,
+                other => {
+                    return Err(bad_grouping(format!(
+                        "`report productivity --by` takes day, week, month, mailbox, user or team (got {})",
+                        other.name()
+                    )));
+                }
+            };
+            productivity(&reader()?, by, args.limit, format, out)
         }
         ReportKind::Health => {
             if let Some(by) = args.by {
@@ -106,6 +123,57 @@ fn happiness(reader: &Reader, by: By, grouping: HappinessBy, limit: Option<usize
                     n("not_good"),
                     o.get("happiness_score").map(fmt_json_number).unwrap_or_default()
                 )?;
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn productivity(reader: &Reader, by: ProductivityBy, limit: Option<usize>, format: Format, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let (grid, overall) = reader.productivity(by, limit)?;
+    let busiest = reader.busiest_day()?;
+    match format {
+        Format::Json => write!(
+            out,
+            "{}",
+            render::json(&serde_json::json!({
+                "report": "productivity",
+                "by": by.name(),
+                "duckdb": reader.path().display().to_string(),
+                "overall": overall.json_rows().into_iter().next(),
+                "busiest_day": busiest.json_rows().into_iter().next(),
+                "rows": grid.json_rows(),
+            }))
+        )?,
+        Format::Csv => write!(out, "{}", render::csv(&grid))?,
+        Format::Text => {
+            let scope = match by {
+                ProductivityBy::Mailbox | ProductivityBy::User | ProductivityBy::Team => format!("by {}, everything synced", by.name()),
+                _ => format!("by {} (UTC), all mailboxes", by.name()),
+            };
+            writeln!(out, "Productivity {scope}; durations are wall-clock (no office hours), medians and 90th percentiles.")?;
+            write!(out, "{}", render::text(&grid.with_durations()))?;
+            let o = first_row(&overall);
+            let n = |k: &str| o.get(k).map(fmt_json_number).unwrap_or_else(|| "n/a".into());
+            let d = |k: &str| o.get(k).and_then(|v| v.as_f64()).map(fmt_duration).unwrap_or_else(|| "n/a".into());
+            writeln!(
+                out,
+                "Overall: {} conversations, {} replies sent, median first response {}, median resolution {}, {} % resolved on first reply.",
+                n("new_conversations"),
+                n("replies_sent"),
+                d("median_first_response_seconds"),
+                d("median_resolution_seconds"),
+                n("resolved_on_first_reply_pct"),
+            )?;
+            match busiest.json_rows().into_iter().next() {
+                Some(b) => writeln!(
+                    out,
+                    "Busiest day: {} ({} % of new conversations; busiest hour {:02}:00 UTC).",
+                    b.get("day_name").and_then(|v| v.as_str()).unwrap_or(""),
+                    b.get("share_pct").map(fmt_json_number).unwrap_or_default(),
+                    b.get("busiest_hour").and_then(|v| v.as_i64()).unwrap_or(0),
+                )?,
+                None => writeln!(out, "Busiest day: no conversation yet.")?,
             }
         }
     }

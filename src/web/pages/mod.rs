@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use maud::{Markup, html};
 
-pub(crate) use reports::{happiness, health, usage};
+pub(crate) use reports::{happiness, health, productivity, usage};
 pub(crate) use users::{add_user, remove_user, users};
 
 use super::auth::Signed;

@@ -1,5 +1,5 @@
-//! Health (Use Case 3), API usage (Use Case 5) and happiness: the bundled views as charts and
-//! tables.
+//! Health (Use Case 3), API usage (Use Case 5), happiness and productivity: the bundled views
+//! as charts and tables.
 
 use std::sync::Arc;
 
@@ -7,9 +7,9 @@ use axum::extract::State;
 use maud::{Markup, html};
 
 use crate::catalog::log::{EventType, Status};
-use crate::store::{Cell, FailureGroup, Grid, HappinessBy, HourOutcome, LogFilter, UsageBy};
+use crate::store::{Cell, FailureGroup, Grid, HappinessBy, HourOutcome, LogFilter, ProductivityBy, UsageBy};
 use crate::web::auth::Signed;
-use crate::web::chart::{Bar, bars};
+use crate::web::chart::{Bar, bars, heat_map};
 use crate::web::html::{self, Nav, layout};
 use crate::web::{AppState, PageError};
 
@@ -142,6 +142,93 @@ pub(crate) async fn happiness(State(state): State<Arc<AppState>>, Signed(viewer)
             (html::grid(&user, "By user"))
             (html::grid(&team, "By team (a user in several teams counts in each)"))
             (html::grid(&comments, "Ratings with comments, newest first"))
+        },
+    ))
+}
+
+/// The productivity figures: the latest 12 weeks and 30 days company-wide, by mailbox, user and
+/// team, the channels side by side, when conversations arrive, and the latest week's tags.
+pub(crate) async fn productivity(State(state): State<Arc<AppState>>, Signed(viewer): Signed) -> Result<Markup, PageError> {
+    struct Figures {
+        weeks: Grid,
+        days: Grid,
+        overall: Grid,
+        mailbox: Grid,
+        user: Grid,
+        team: Grid,
+        channels: Grid,
+        busiest_times: Grid,
+        busiest_day: Grid,
+        tags: Grid,
+    }
+    let f = state
+        .read(|r| {
+            let (weeks, overall) = r.productivity(ProductivityBy::Week, Some(12))?;
+            let by = |b| r.productivity(b, Some(50)).map(|(g, _)| g);
+            Ok(Figures {
+                weeks,
+                days: by(ProductivityBy::Day)?,
+                overall,
+                mailbox: by(ProductivityBy::Mailbox)?,
+                user: by(ProductivityBy::User)?,
+                team: by(ProductivityBy::Team)?,
+                channels: r.channel_metrics()?,
+                busiest_times: r.busiest_times()?,
+                busiest_day: r.busiest_day()?,
+                tags: r.tag_trends_latest(Some(20))?,
+            })
+        })
+        .await?;
+    let series = |g: &Grid, key: &str, value: &str, chars: usize| -> Vec<Bar> {
+        (0..g.rows.len())
+            .map(|i| Bar {
+                label: text(g.cell(i, key)).chars().skip(5).take(chars).collect(),
+                value: (number(g.cell(i, value)) * 10.0).round() / 10.0,
+                flagged: false,
+            })
+            .collect()
+    };
+    let replies = series(&f.days, "day", "replies_sent", 5);
+    let hours = |g: &Grid, i: usize| number(g.cell(i, "median_first_response_seconds")) / 3600.0;
+    let response: Vec<Bar> = (0..f.weeks.rows.len())
+        .map(|i| Bar { label: text(f.weeks.cell(i, "week")).chars().skip(5).collect(), value: (hours(&f.weeks, i) * 10.0).round() / 10.0, flagged: false })
+        .collect();
+    let peak = |bars: &[Bar]| bars.iter().map(|b| b.value).fold(0.0, f64::max);
+    let mut heat: Vec<(String, Vec<f64>)> = Vec::new();
+    for i in 0..f.busiest_times.rows.len() {
+        let day = text(f.busiest_times.cell(i, "day_name"));
+        let v = number(f.busiest_times.cell(i, "new_conversations"));
+        match heat.last_mut() {
+            Some((d, values)) if *d == day => values.push(v),
+            _ => heat.push((day, vec![v])),
+        }
+    }
+    let hour_labels: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+    let busiest = f.busiest_day.rows.first().map(|_| {
+        format!(
+            "{}: {} % of new conversations; busiest hour {:02}:00 UTC",
+            text(f.busiest_day.cell(0, "day_name")),
+            text(f.busiest_day.cell(0, "share_pct")),
+            number(f.busiest_day.cell(0, "busiest_hour")) as u32
+        )
+    });
+    Ok(layout(
+        "Productivity",
+        Some(&viewer),
+        Nav::Productivity,
+        html! {
+            p { "First response: from the first customer message to the first reply after it. Resolution: from creation to the closing, for conversations closed with at least one reply. Wall-clock time, UTC (no office hours); spam is left out." }
+            (html::grid(&f.overall.with_durations(), "Everything synced, all mailboxes"))
+            @if let Some(b) = &busiest { p.figure { strong { "Busiest day " } (b) } }
+            @if !replies.is_empty() { (bars("Replies sent per day, latest 50 days with activity (UTC)", &replies, 0.0, peak(&replies), None)) }
+            @if !response.is_empty() { (bars("Median first response per week, hours (UTC weeks from Monday)", &response, 0.0, peak(&response), None)) }
+            @if !heat.is_empty() { (heat_map("New conversations by day of the week and hour (UTC)", &heat, &hour_labels)) }
+            (html::grid(&f.weeks.with_durations(), "By week, latest 12"))
+            (html::grid(&f.channels.with_durations(), "Email, chat and phone"))
+            (html::grid(&f.mailbox.with_durations(), "By mailbox"))
+            (html::grid(&f.user.with_durations(), "By user"))
+            (html::grid(&f.team.with_durations(), "By team (a user in several teams counts in each)"))
+            (html::grid(&f.tags, "Tags, latest week, with the change from the week before"))
         },
     ))
 }
