@@ -43,7 +43,7 @@ FROM happiness_ratings;
 
 -- The figures of the events in [from_utc, to_utc) (NULL: unbounded), per period when by_period
 -- (day, week, month) or over the whole range (period 'range'), per company, mailbox, user, team.
-CREATE OR REPLACE MACRO productivity_grouped(from_utc, to_utc, by_period) AS TABLE
+CREATE OR REPLACE MACRO productivity_grouped(from_utc, to_utc, by_period := false) AS TABLE
 WITH events AS (
   SELECT * FROM support_activity
   WHERE (CAST(from_utc AS TIMESTAMP) IS NULL OR at_utc >= CAST(from_utc AS TIMESTAMP))
@@ -71,12 +71,18 @@ grouped AS (
     dimension_id,
     count(DISTINCT conversation_id) FILTER (WHERE kind = 'new') AS new_conversations,
     count(DISTINCT conversation_id) FILTER (WHERE kind IN ('new', 'message_received', 'reply', 'note', 'closed')) AS conversations_touched,
-    count(DISTINCT customer_email) FILTER (WHERE kind IN ('new', 'message_received', 'reply', 'note', 'closed')) AS customers,
+    -- A company's or mailbox's customers are those of every conversation touched; a user's or
+    -- team's, those they replied to (Help Scout's "customers helped").
+    CASE WHEN dimension IN ('company', 'mailbox')
+         THEN count(DISTINCT customer_email) FILTER (WHERE kind IN ('new', 'message_received', 'reply', 'note', 'closed'))
+         ELSE count(DISTINCT customer_email) FILTER (WHERE kind = 'reply') END AS customers,
     CASE WHEN dimension IN ('company', 'mailbox') THEN count(*) FILTER (WHERE kind = 'message_received') END AS messages_received,
     count(*) FILTER (WHERE kind = 'reply') AS replies_sent,
+    round(avg(seconds) FILTER (WHERE kind = 'first_response'), 1) AS mean_first_response_seconds,
     median(seconds) FILTER (WHERE kind = 'first_response') AS median_first_response_seconds,
     quantile_cont(seconds, 0.9) FILTER (WHERE kind = 'first_response') AS p90_first_response_seconds,
     count(*) FILTER (WHERE kind = 'closed' AND resolved) AS resolved,
+    round(avg(seconds) FILTER (WHERE kind = 'closed' AND resolved), 1) AS mean_resolution_seconds,
     median(seconds) FILTER (WHERE kind = 'closed' AND resolved) AS median_resolution_seconds,
     quantile_cont(seconds, 0.9) FILTER (WHERE kind = 'closed' AND resolved) AS p90_resolution_seconds,
     round(avg(replies_to_resolve) FILTER (WHERE kind = 'closed' AND resolved), 2) AS mean_replies_to_resolve,
@@ -107,7 +113,7 @@ LEFT JOIN users ON grouped.dimension = 'user' AND users.id = grouped.dimension_i
 LEFT JOIN teams ON grouped.dimension = 'team' AND teams.id = grouped.dimension_id;
 
 CREATE OR REPLACE VIEW productivity AS
-SELECT * FROM productivity_grouped(NULL, NULL, true)
+SELECT * FROM productivity_grouped(NULL, NULL, by_period := true)
 ORDER BY period, period_start, dimension, dimension_name NULLS LAST, dimension_id;
 
 -- The same figures over a custom range [from_utc, to_utc), UTC, like log_summary(from, to):
@@ -115,5 +121,5 @@ ORDER BY period, period_start, dimension, dimension_name NULLS LAST, dimension_i
 CREATE OR REPLACE MACRO productivity_between(from_utc, to_utc) AS TABLE
 SELECT CAST(from_utc AS TIMESTAMP) AS from_utc, CAST(to_utc AS TIMESTAMP) AS to_utc,
        grouped.* EXCLUDE (period, period_start)
-FROM productivity_grouped(from_utc, to_utc, false) AS grouped
+FROM productivity_grouped(from_utc, to_utc) AS grouped
 ORDER BY dimension, dimension_name NULLS LAST, dimension_id;

@@ -327,8 +327,8 @@ async fn every_metric_of_every_conversation_equals_the_ground_truth() {
     }
     let got = rows(
         &path,
-        "SELECT period_start, new_conversations, replies_sent, messages_received, median_first_response_seconds, \
-         p90_first_response_seconds, resolved, median_resolution_seconds, p90_resolution_seconds, mean_replies_to_resolve, \
+        "SELECT period_start, new_conversations, replies_sent, messages_received, mean_first_response_seconds, median_first_response_seconds, \
+         p90_first_response_seconds, resolved, mean_resolution_seconds, median_resolution_seconds, p90_resolution_seconds, mean_replies_to_resolve, \
          resolved_on_first_reply_pct FROM productivity WHERE period = 'month' AND dimension = 'company' AND \
          (new_conversations + replies_sent + messages_received + resolved + coalesce(median_first_response_seconds, 0)) > 0 \
          ORDER BY period_start",
@@ -338,41 +338,45 @@ async fn every_metric_of_every_conversation_equals_the_ground_truth() {
         .map(|(month, (new, replies, received, first, resolution, to_resolve, first_reply))| {
             let mean = (!to_resolve.is_empty()).then(|| (to_resolve.iter().sum::<i64>() as f64 / to_resolve.len() as f64 * 100.0).round() / 100.0);
             let pct = (!resolution.is_empty()).then(|| (100.0 * *first_reply as f64 / resolution.len() as f64 * 10.0).round() / 10.0);
+            let avg = |v: &[i64]| (!v.is_empty()).then(|| (v.iter().sum::<i64>() as f64 / v.len() as f64 * 10.0).round() / 10.0);
             vec![
                 month.to_string(),
                 new.len().to_string(),
                 replies.to_string(),
                 received.to_string(),
+                double(avg(first)),
                 double(quantile(first, 0.5)),
                 double(quantile(first, 0.9)),
                 resolution.len().to_string(),
+                double(avg(resolution)),
                 double(quantile(resolution, 0.5)),
                 double(quantile(resolution, 0.9)),
                 double(mean),
                 double(pct),
             ]
         })
-        .filter(|r| r[1..4] != ["0", "0", "0"] || !r[4].is_empty() || r[6] != "0")
+        .filter(|r| r[1..4] != ["0", "0", "0"] || !r[5].is_empty() || r[7] != "0")
         .collect();
     assert_close(&got, &want, "company per month");
 
-    // Per user over everything: replies sent, conversations resolved (closed by them), notes
-    // and replies touching conversations, customers they touched.
+    // Per user over everything: replies sent, conversations resolved (closed by them), the
+    // conversations they started, replied to, noted or closed, the customers they replied to.
     let mut users: BTreeMap<i64, (usize, usize, BTreeSet<i64>, BTreeSet<String>, Vec<i64>)> = BTreeMap::new();
     for m in &all {
         let touch = |user: Option<i64>, users: &mut BTreeMap<i64, (usize, usize, BTreeSet<i64>, BTreeSet<String>, Vec<i64>)>| {
             if let Some(u) = user {
                 let e = users.entry(u).or_default();
                 e.2.insert(m.id);
-                if let Some(email) = &m.customer_email {
-                    e.3.insert(email.clone());
-                }
             }
         };
         touch(m.started_by_user, &mut users);
         for r in &m.replies {
             touch(r.1, &mut users);
-            users.get_mut(&r.1.unwrap()).unwrap().0 += 1;
+            let e = users.get_mut(&r.1.unwrap()).unwrap();
+            e.0 += 1;
+            if let Some(email) = &m.customer_email {
+                e.3.insert(email.clone());
+            }
         }
         for n in &m.notes {
             touch(n.1, &mut users);
@@ -561,12 +565,13 @@ fn hand_checked_support_metrics_on_a_small_fixed_account() {
     assert_eq!(day("2026-03-02", "company"), vec![strs(&["All mailboxes", "2", "2", "2", "4", "3", "4500.0", "6660.0", "2", "10500.0", "1.5", "50.0", "2", "0.0"])]);
     // Tuesday: the chat and the call; Cy answered the chat in a minute and resolved the call.
     assert_eq!(day("2026-03-03", "company"), vec![strs(&["All mailboxes", "2", "2", "2", "2", "3", "60.0", "60.0", "1", "600.0", "1.0", "100.0", "0", ""])]);
-    // Per user on Monday: Ann replied once and closed both (resolving 1 and 2); Bob replied twice,
-    // made the first response of 2 and has its not-good rating; messages received are a mailbox's.
+    // Per user on Monday: Ann replied once (to Pat: one customer helped), wrote a note on 2 and
+    // closed both (resolving 1 and 2); Bob replied twice, made the first response of 2 and has its
+    // not-good rating; messages received are a mailbox's, not a user's.
     assert_eq!(
         day("2026-03-02", "user"),
         vec![
-            strs(&["Ann Lee", "0", "2", "2", "", "1", "1800.0", "1800.0", "2", "10500.0", "1.5", "50.0", "1", "100.0"]),
+            strs(&["Ann Lee", "0", "2", "1", "", "1", "1800.0", "1800.0", "2", "10500.0", "1.5", "50.0", "1", "100.0"]),
             strs(&["Bob Ray", "0", "1", "1", "", "2", "7200.0", "7200.0", "0", "", "", "", "1", "-100.0"]),
         ]
     );
@@ -609,14 +614,14 @@ fn hand_checked_support_metrics_on_a_small_fixed_account() {
         ]
     );
 
-    // Tags by the week of creation: vip 2 → 1, bug 2 → 0.
+    // Tags by the week of creation: vip 2 → 1, bug 2 → 0; of 4 and then 1 new conversations.
     assert_eq!(
-        rows(&path, "SELECT tag, week_start, conversations, previous_week, change, change_pct FROM tag_trends"),
+        rows(&path, "SELECT tag, week_start, conversations, previous_week, change, change_pct, share_pct, share_change_pts FROM tag_trends"),
         vec![
-            strs(&["bug", "2026-03-02", "2", "0", "2", ""]),
-            strs(&["bug", "2026-03-09", "0", "2", "-2", "-100.0"]),
-            strs(&["vip", "2026-03-02", "2", "0", "2", ""]),
-            strs(&["vip", "2026-03-09", "1", "2", "-1", "-50.0"]),
+            strs(&["bug", "2026-03-02", "2", "0", "2", "", "50.0", "50.0"]),
+            strs(&["bug", "2026-03-09", "0", "2", "-2", "-100.0", "0.0", "-50.0"]),
+            strs(&["vip", "2026-03-02", "2", "0", "2", "", "50.0", "50.0"]),
+            strs(&["vip", "2026-03-09", "1", "2", "-1", "-50.0", "100.0", "50.0"]),
         ]
     );
 }
@@ -657,7 +662,7 @@ fn report_productivity_prints_text_json_and_csv_and_refuses_other_groupings() {
     let (code, out, _) = report(&path, &["productivity", "--by", "week", "--csv", "--limit", "1"]);
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("week,new_conversations,conversations_touched,customers,messages_received,replies_sent,median_first_response_seconds"), "{out}");
+    assert!(lines[0].starts_with("week,new_conversations,conversations_touched,customers,messages_received,replies_sent,mean_first_response_seconds"), "{out}");
     assert_eq!(lines.len(), 2, "the latest week only: {out}");
     assert!(lines[1].starts_with("2026-03-09,1,"), "{out}");
 

@@ -91,6 +91,7 @@ fn every_view_installs_and_runs_on_an_empty_database() {
         let expected = match name.as_str() {
             "integration_health" => 2, // the 'All outcomes' row of each window
             "happiness_summary" | "log_summary" => 1,
+            "busiest_times" => 168, // every day-of-week × hour cell, zeros included
             _ => 0,
         };
         assert_eq!(n, expected, "{name} on an empty database");
@@ -124,7 +125,7 @@ fn views_over_absent_tables_are_skipped_with_a_note_and_dropped_when_their_table
     write(&path, "DROP TABLE team_members;");
     let statuses = prepare(&path, &all_tables().into_iter().filter(|t| *t != "team_members").collect::<Vec<_>>());
     let skipped: Vec<&str> = statuses.iter().filter(|s| !s.installed).map(|s| s.file.as_str()).collect();
-    assert_eq!(skipped, ["042_happiness_by_team.sql"]);
+    assert_eq!(skipped, ["042_happiness_by_team.sql", "081_productivity.sql"], "productivity has per-team rows");
     assert_eq!(one(&path, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'happiness_by_team'"), 0);
     assert_eq!(one(&path, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'happiness_by_user'"), 1);
 }

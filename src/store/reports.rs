@@ -49,8 +49,9 @@ impl ProductivityBy {
 
 /// The figures of `productivity`, in the order reports show them.
 const PRODUCTIVITY_FIGURES: &str = "new_conversations, conversations_touched, customers, messages_received, replies_sent, \
-     median_first_response_seconds, p90_first_response_seconds, resolved, median_resolution_seconds, \
-     p90_resolution_seconds, mean_replies_to_resolve, resolved_on_first_reply_pct, ratings, happiness_score";
+     mean_first_response_seconds, median_first_response_seconds, p90_first_response_seconds, resolved, \
+     mean_resolution_seconds, median_resolution_seconds, p90_resolution_seconds, mean_replies_to_resolve, \
+     resolved_on_first_reply_pct, ratings, happiness_score";
 
 /// How API requests are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +183,7 @@ impl Reader {
         self.view_grid(
             "tag_trends",
             &format!(
-                "SELECT tag, week_start, conversations, previous_week, change, change_pct FROM tag_trends \
+                "SELECT tag, week_start, conversations, previous_week, change, change_pct, share_pct, share_change_pts FROM tag_trends \
                  WHERE week_start = (SELECT max(week_start) FROM tag_trends) ORDER BY conversations DESC, tag{}",
                 limit_sql(limit)
             ),
