@@ -278,12 +278,18 @@ async fn the_log_page_filters_searches_pages_stably_and_never_runs_what_it_shows
     assert_eq!(v.get("/events/999999999").await.status, 404);
 
     // The report pages, with their charts.
-    for (path, needle) in [("/health", "Success rate per hour"), ("/usage", "API calls per hour"), ("/happiness", "Happiness score by month"), ("/failures?range=all", "Failures grouped by error message")] {
+    for (path, needle) in [("/health", "Success rate per hour"), ("/usage", "API calls per hour"), ("/happiness", "Happiness score by month"), ("/productivity", "New conversations by day of the week and hour"), ("/failures?range=all", "Failures grouped by error message")] {
         let page = v.get(path).await;
         assert_eq!(page.status, 200, "{path}");
         assert!(page.body.contains(needle), "{path}: {needle}");
     }
     assert!(v.get("/health").await.body.contains("<svg"));
+    let productivity = v.get("/productivity").await.body;
+    assert_eq!(productivity.matches("<rect class=\"heat").count(), 168, "one cell per day of the week and hour");
+    for caption in ["Replies sent per day", "Median first response per week", "Email, chat and phone", "By user", "By team", "Tags, latest week"] {
+        assert!(productivity.contains(caption), "{caption}");
+    }
+    assert!(productivity.contains("Busiest day"), "the busiest day is named");
     served.stop().await;
     sim.stop().await;
 }

@@ -206,10 +206,14 @@ def main() -> None:
             check("retried, 0 still failing" in page.content(), "the Administrator's retry succeeds")
             page.goto(base + f"/log?range=all&q={conv_id}&status=Success&type=Ticket+Created")
             check("(asked by demo)" in page.content(), "the retry's outcome is in the log with who asked")
-            for name in ["health", "usage", "happiness", "users"]:
+            for name in ["health", "usage", "happiness", "productivity", "users"]:
                 page.goto(f"{base}/{name}")
                 check(page.locator("h1").count() == 1 and "Something went wrong" not in page.content(), f"the {name} page")
-                page.screenshot(path=str(OUT / f"{name}.png"))
+                page.screenshot(path=str(OUT / f"{name}.png"), full_page=name == "productivity")
+            page.goto(base + "/productivity")
+            heat = page.locator("figure.chart svg rect.heat")
+            check(heat.count() == 168 and heat.first.bounding_box()["width"] > 0, "the Productivity page draws its day × hour heat map")
+            check(page.get_by_role("link", name="Productivity").count() == 1, "the Productivity page is in the navigation")
             page.goto(base + "/log?range=all&type=Ticket+Created")
             page.locator("td.when a").first.click()
             page.wait_for_load_state()
