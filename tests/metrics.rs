@@ -15,25 +15,6 @@ use common::*;
 use helpscout_sim::MutationPlan;
 use serde_json::{Map, Value};
 
-fn read_only(path: &Path) -> duckdb::Connection {
-    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
-    duckdb::Connection::open_with_flags(path, config).unwrap()
-}
-
-/// Rows of a query, every cell as text ('' for NULL).
-fn rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
-    let conn = read_only(path);
-    let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})");
-    let mut stmt = conn.prepare(&wrapped).unwrap_or_else(|e| panic!("{e}\n{sql}"));
-    let mut out = Vec::new();
-    let mut result = stmt.query([]).unwrap();
-    let n = result.as_ref().unwrap().column_count();
-    while let Some(row) = result.next().unwrap() {
-        out.push((0..n).map(|i| row.get::<_, Option<String>>(i).unwrap().unwrap_or_default()).collect());
-    }
-    out
-}
-
 /// Rows equal cell by cell, numbers within a relative 1e-9 (interpolated quantiles may differ
 /// from ours in the last digit).
 fn assert_close(got: &[Vec<String>], want: &[Vec<String>], what: &str) {
@@ -46,9 +27,6 @@ fn assert_close(got: &[Vec<String>], want: &[Vec<String>], what: &str) {
     }
 }
 
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
 
 // ---- The ground truth, computed here ----
 
@@ -436,19 +414,7 @@ async fn every_metric_of_every_conversation_equals_the_ground_truth() {
 /// number below was worked out by hand.
 fn fixed_account(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("fixed.duckdb");
-    // The tables as a sync creates them (every column), the log, and the views.
-    let chosen: Vec<_> = helpscout_etl::catalog::ALL
-        .iter()
-        .copied()
-        .map(|t| (t, helpscout_etl::convert::TableConverter::new(t, None).schema_columns().to_vec()))
-        .collect();
-    helpscout_etl::store::Warehouse::new(&path)
-        .commit(&mut Default::default(), |tx| {
-            tx.ensure_tables(&chosen)?;
-            tx.ensure_log()?;
-            tx.install_views()
-        })
-        .unwrap();
+    assert!(prepare(&path, &all_tables()).iter().all(|s| s.installed));
     let conn = duckdb::Connection::open(&path).unwrap();
     let p = |kind: &str, id: i64| format!("{{'id': {id}, 'type': '{kind}', 'first': NULL, 'last': NULL, 'email': NULL, 'photo_url': NULL}}");
     let cust = |id: i64, email: &str| format!("{{'id': {id}, 'type': 'customer', 'first': NULL, 'last': NULL, 'email': '{email}', 'photo_url': NULL}}");

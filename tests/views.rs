@@ -8,64 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use helpscout_etl::catalog::{self, SchemaColumn, Table};
 use helpscout_etl::cli::config::TableSection;
-use helpscout_etl::convert::TableConverter;
-use helpscout_etl::store::{self, ObjectKind, StoreError, ViewFileStatus, Warehouse};
-
-/// Creates the given tables the way a sync does (all columns), the integration log, and the views.
-fn prepare(path: &Path, names: &[&str]) -> Vec<ViewFileStatus> {
-    let chosen: Vec<(&'static Table, Vec<SchemaColumn>)> = catalog::ALL
-        .iter()
-        .copied()
-        .filter(|t| names.contains(&t.name))
-        .map(|t| (t, TableConverter::new(t, None).schema_columns().to_vec()))
-        .collect();
-    let mut stats = Default::default();
-    Warehouse::new(path)
-        .commit(&mut stats, |tx| {
-            tx.ensure_tables(&chosen)?;
-            tx.ensure_log()?;
-            tx.install_views()
-        })
-        .map_err(|e: StoreError| e)
-        .expect("views install")
-}
-
-fn all_tables() -> Vec<&'static str> {
-    helpscout_sim::contract::TABLES.iter().map(|t| t.name).collect()
-}
+use helpscout_etl::store::{self, ObjectKind};
 
 fn write(path: &Path, sql: &str) {
     let conn = duckdb::Connection::open(path).unwrap();
     conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
 }
 
-fn read_only(path: &Path) -> duckdb::Connection {
-    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
-    duckdb::Connection::open_with_flags(path, config).unwrap()
-}
-
-/// Rows of a query, every cell as text ('' for NULL), for compact comparisons.
-fn rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
-    let conn = read_only(path);
-    let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})");
-    let mut stmt = conn.prepare(&wrapped).unwrap_or_else(|e| panic!("{e}\n{sql}"));
-    let mut out = Vec::new();
-    let mut result = stmt.query([]).unwrap();
-    let n = result.as_ref().unwrap().column_count();
-    while let Some(row) = result.next().unwrap() {
-        out.push((0..n).map(|i| row.get::<_, Option<String>>(i).unwrap().unwrap_or_default()).collect());
-    }
-    out
-}
-
 fn one(path: &Path, sql: &str) -> i64 {
     read_only(path).query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{e}\n{sql}"))
-}
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
 }
 
 fn view_objects() -> Vec<(ObjectKind, String)> {

@@ -222,3 +222,51 @@ pub fn query_strings(dir: &Path, sql: &str) -> Vec<String> {
     let mut stmt = conn.prepare(sql).unwrap();
     stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().collect::<Result<_, _>>().unwrap()
 }
+
+// ---- The views: a database shaped like a sync's, and query results as text ----
+
+/// Creates the given tables the way a sync does (all columns), the integration log, and the views.
+pub fn prepare(path: &Path, names: &[&str]) -> Vec<helpscout_etl::store::ViewFileStatus> {
+    let chosen: Vec<(&'static helpscout_etl::catalog::Table, Vec<helpscout_etl::catalog::SchemaColumn>)> = helpscout_etl::catalog::ALL
+        .iter()
+        .copied()
+        .filter(|t| names.contains(&t.name))
+        .map(|t| (t, helpscout_etl::convert::TableConverter::new(t, None).schema_columns().to_vec()))
+        .collect();
+    let mut stats = Default::default();
+    helpscout_etl::store::Warehouse::new(path)
+        .commit(&mut stats, |tx| {
+            tx.ensure_tables(&chosen)?;
+            tx.ensure_log()?;
+            tx.install_views()
+        })
+        .map_err(|e: helpscout_etl::store::StoreError| e)
+        .expect("views install")
+}
+
+pub fn all_tables() -> Vec<&'static str> {
+    helpscout_sim::contract::TABLES.iter().map(|t| t.name).collect()
+}
+
+pub fn read_only(path: &Path) -> duckdb::Connection {
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
+    duckdb::Connection::open_with_flags(path, config).unwrap()
+}
+
+/// Rows of a query, every cell as text ('' for NULL), for compact comparisons.
+pub fn rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    let conn = read_only(path);
+    let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})");
+    let mut stmt = conn.prepare(&wrapped).unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let mut out = Vec::new();
+    let mut result = stmt.query([]).unwrap();
+    let n = result.as_ref().unwrap().column_count();
+    while let Some(row) = result.next().unwrap() {
+        out.push((0..n).map(|i| row.get::<_, Option<String>>(i).unwrap().unwrap_or_default()).collect());
+    }
+    out
+}
+
+pub fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
