@@ -86,6 +86,7 @@ impl<'a> Run<'a> {
         let now = Utc::now();
         let mut store = Warehouse::new(&outputs.duckdb);
         store.lock_timeout = settings.lock_timeout;
+        store.keep_open = true;
         let mut converters = HashMap::new();
         for table in catalog::ALL.iter().copied() {
             let choice = settings.choice(table);

@@ -32,8 +32,14 @@ pub async fn sync(outputs: &Outputs, settings: &SyncSettings, observer: &dyn Obs
     let client = Client::new(settings.client.clone())?;
     let run = Run::new(outputs, settings, client, observer);
     let mut ledger = Ledger::default();
-    prepare(&run, &mut ledger)?;
-    execute(&run, &mut ledger).await
+    let outcome = async {
+        prepare(&run, &mut ledger)?;
+        execute(&run, &mut ledger).await
+    }
+    .await;
+    // The connection kept across commits is closed whatever happened.
+    run.store.release();
+    outcome
 }
 
 /// Creates the tables, the log and the views, reads the bookmarks and records the run's start.
@@ -235,7 +241,10 @@ fn finish(run: &Run<'_>, ledger: &mut Ledger, started_at: chrono::DateTime<Utc>,
             report.failure_cause.get_or_insert(FailureCause::Storage);
         }
     }
+    // The file is let go now; the longest stretch it was held open is the commit window other
+    // processes saw (several commits may share one).
+    let held = run.store.release();
     report.commits = ledger.windows.commits;
-    report.longest_commit_window_ms = ledger.windows.longest.as_millis() as u64;
+    report.longest_commit_window_ms = ledger.windows.longest.max(held).as_millis() as u64;
     Ok(report)
 }

@@ -153,12 +153,19 @@ impl Tx<'_> {
 
     /// The columns a contract table has in the file (empty when it does not exist).
     pub(super) fn column_names(&self, table: &Table) -> Result<Vec<String>, StoreError> {
+        if let Some(found) = self.columns.borrow().get(table.name) {
+            return Ok(found.clone());
+        }
         let doing = "reading the table's columns";
         let mut stmt = self
             .conn
             .prepare("SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position")
             .map_err(db(doing))?;
-        let names = stmt.query_map([table.name], |r| r.get::<_, String>(0)).map_err(db(doing))?.collect::<Result<Vec<_>, _>>().map_err(db(doing))?;
+        let names: Vec<String> = stmt.query_map([table.name], |r| r.get::<_, String>(0)).map_err(db(doing))?.collect::<Result<Vec<_>, _>>().map_err(db(doing))?;
+        // A table not created yet is asked again.
+        if !names.is_empty() {
+            self.columns.borrow_mut().insert(table.name.to_string(), names.clone());
+        }
         Ok(names)
     }
 }

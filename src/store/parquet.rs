@@ -6,6 +6,7 @@
 //! renamed over the old one: readers never see half a file. A crash between a DuckDB commit and
 //! the rewrite leaves the partition marked stale, and the next run rewrites it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,6 +132,13 @@ impl Tx<'_> {
         Ok(values)
     }
 
+    /// (text, number) rows of a query about one table.
+    fn keyed_longs(&self, sql: &str, table: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(db(table))?;
+        let rows = stmt.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(db(table))?.collect::<Result<Vec<_>, _>>().map_err(db(table))?;
+        Ok(rows)
+    }
+
     fn longs(&self, sql: &str, params: &[&dyn duckdb::ToSql], table: &str) -> Result<Vec<i64>, StoreError> {
         let mut stmt = self.conn.prepare(sql).map_err(db(table))?;
         let values = stmt.query_map(params, |r| r.get::<_, i64>(0)).map_err(db(table))?.collect::<Result<Vec<_>, _>>().map_err(db(table))?;
@@ -144,26 +152,32 @@ impl Tx<'_> {
         let started = std::time::Instant::now();
         let name = table.name;
         let mut done = Exported::default();
-        let partitions = self.strings(
-            &format!("SELECT partition_value FROM {DIRTY_TABLE} WHERE table_name = ? UNION SELECT DISTINCT partition_value FROM {STALE_ROWS_TABLE} WHERE table_name = ? ORDER BY 1"),
-            &[&name, &name],
-            name,
-        )?;
+        // What is stale, and the slices held, read once for the whole table.
+        let mut marks: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for (value, at) in self.keyed_longs(&format!("SELECT DISTINCT partition_value, at_us FROM {STALE_ROWS_TABLE} WHERE table_name = ? ORDER BY 1, 2"), name)? {
+            marks.entry(value).or_default().push(at);
+        }
+        let wholes: BTreeSet<String> = self.strings(&format!("SELECT partition_value FROM {DIRTY_TABLE} WHERE table_name = ?"), &[&name], name)?.into_iter().collect();
+        let mut slices: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for (value, start) in self.keyed_longs(&format!("SELECT partition_value, slice_start FROM {SLICES_TABLE} WHERE table_name = ? ORDER BY 1, 2"), name)? {
+            slices.entry(value).or_default().push(start);
+        }
+        let partitions: BTreeSet<String> = marks.keys().cloned().chain(wholes.iter().cloned()).collect();
         for value in partitions {
             if started.elapsed() >= budget && done.files > 0 {
                 done.more = true;
                 break;
             }
-            let mut starts = self.longs(&format!("SELECT slice_start FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ? ORDER BY 1"), &[&name, &value], name)?;
+            let mut starts = slices.remove(&value).unwrap_or_default();
             if starts.first() != Some(&i64::MIN) {
                 starts.insert(0, i64::MIN);
             }
             // A whole-partition mark (unpartitioned tables, files of older versions) stales every slice.
-            let whole = !self.strings(&format!("SELECT partition_value FROM {DIRTY_TABLE} WHERE table_name = ? AND partition_value = ?"), &[&name, &value], name)?.is_empty();
+            let whole = wholes.contains(&value);
             let mut stale: Vec<usize> = if whole {
                 (0..starts.len()).collect()
             } else {
-                let keys = self.longs(&format!("SELECT DISTINCT at_us FROM {STALE_ROWS_TABLE} WHERE table_name = ? AND partition_value = ? ORDER BY 1"), &[&name, &value], name)?;
+                let keys = marks.remove(&value).unwrap_or_default();
                 let mut idx: Vec<usize> = keys.iter().map(|k| starts.partition_point(|s| s <= k).saturating_sub(1)).collect();
                 idx.dedup();
                 idx
@@ -171,6 +185,7 @@ impl Tx<'_> {
             stale.sort_unstable();
             stale.dedup();
             let mut written = 0;
+            let mut ranges = Vec::new();
             for &i in &stale {
                 if started.elapsed() >= budget && done.files > 0 {
                     break;
@@ -179,6 +194,13 @@ impl Tx<'_> {
                 done.bytes += self.write_slice(lake, table, schema, &value, from, to)?;
                 done.files += 1;
                 written += 1;
+                ranges.push((from, to));
+            }
+            // Every stale slice written: every mark of the partition goes, in one statement.
+            if written == stale.len() {
+                ranges = vec![(i64::MIN, None)];
+            }
+            for (from, to) in ranges {
                 let lower = if from == i64::MIN { String::new() } else { format!(" AND at_us >= {from}") };
                 let upper = to.map_or(String::new(), |t| format!(" AND at_us < {t}"));
                 self.conn

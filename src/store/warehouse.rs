@@ -1,17 +1,72 @@
 //! Opening the DuckDB file: for one commit at a time (waiting while a reader holds it), or
 //! read-only for the commands that only look.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 
 use super::{StoreError, db};
 
-/// One commit at a time within this process. DuckDB's file lock is a POSIX record lock, which
-/// keeps other processes out but not another connection of the same process: two writers here
-/// (a page's retry or the outbox's log copy beside a sync) would both append to the WAL.
-static COMMIT_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// One commit at a time within this process, and the connection a sync keeps between its
+/// commits. DuckDB's file lock is a POSIX record lock, which keeps other processes out but not
+/// another connection of the same process: two writers here (a page's retry or the outbox's log
+/// copy beside a sync) would both append to the WAL, so every writer and every in-process
+/// reader goes through this gate, and the kept connection is closed before anything else opens
+/// the file.
+static COMMIT_GATE: Mutex<Option<Held>> = Mutex::new(None);
+
+/// A connection kept open across consecutive commits of a sync: opening the file, warming its
+/// cache and checkpointing on close cost more than a small commit. It is closed as soon as no
+/// commit follows within `IDLE`, and once it has been open `MAX_HOLD`, so other processes get the
+/// file between a sync's bursts of commits, and within about a second at the most.
+struct Held {
+    path: PathBuf,
+    conn: Connection,
+    opened: Instant,
+    /// Distinguishes this connection and its latest commit from later ones, for its timer.
+    generation: u64,
+    commits: u64,
+    /// Column lists of contract tables read through this connection (they never change while
+    /// it is held: the tool alters no table, and it holds the file).
+    columns: RefCell<HashMap<String, Vec<String>>>,
+}
+
+/// How long a sync keeps the file open across commits before it lets go.
+const MAX_HOLD: Duration = Duration::from_millis(600);
+
+/// How long a kept connection waits for the next commit.
+const IDLE: Duration = Duration::from_millis(40);
+
+/// The longest time each file was held open, across commits, since it was last asked.
+static LONGEST_HOLD: Mutex<Vec<(PathBuf, Duration)>> = Mutex::new(Vec::new());
+
+fn record_hold(path: &Path, held: Duration) {
+    let mut holds = LONGEST_HOLD.lock().unwrap_or_else(|e| e.into_inner());
+    match holds.iter_mut().find(|(p, _)| p == path) {
+        Some((_, longest)) => *longest = (*longest).max(held),
+        None => holds.push((path.to_path_buf(), held)),
+    }
+}
+
+/// Closes the kept connection (DuckDB checkpoints then), recording how long it was open.
+fn close_held(slot: &mut Option<Held>) {
+    if let Some(held) = slot.take() {
+        let path = held.path.clone();
+        let opened = held.opened;
+        drop(held);
+        record_hold(&path, opened.elapsed());
+    }
+}
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn gate() -> std::sync::MutexGuard<'static, Option<Held>> {
+    COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The memory DuckDB may use for one commit (256 MB) (it spills to disk beyond it where it can).
 const WRITER_MEMORY: &str = "SET memory_limit = '256MB'";
@@ -27,6 +82,9 @@ pub struct Warehouse {
     pub path: PathBuf,
     /// How long to wait for a reader to let go of the file before a commit.
     pub lock_timeout: Duration,
+    /// Keep the connection open across consecutive commits (a sync's chunks), at most
+    /// `MAX_HOLD` at a time; `release` closes it.
+    pub keep_open: bool,
 }
 
 /// How long this process held the file open for its commits.
@@ -50,6 +108,8 @@ impl WindowStats {
 pub struct Tx<'a> {
     pub(super) conn: &'a Connection,
     pub(super) path: &'a Path,
+    /// Column lists already read in this connection.
+    pub(super) columns: &'a RefCell<HashMap<String, Vec<String>>>,
 }
 
 /// A read-only view of the file (for `status`, `log`, `report`, the web page).
@@ -60,7 +120,7 @@ pub struct Reader {
 
 impl Warehouse {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Warehouse { path: path.into(), lock_timeout: Duration::from_secs(120) }
+        Warehouse { path: path.into(), lock_timeout: Duration::from_secs(120), keep_open: false }
     }
 
     /// Opens the file for writing, waiting while another process holds it.
@@ -103,6 +163,14 @@ impl Warehouse {
                 reason: "the file does not exist yet: run `helpscout-etl sync` first".into(),
             });
         }
+        // An in-process reader waits for a commit in progress, and the connection a sync keeps
+        // is closed first: two instances of the same file in one process must not meet.
+        {
+            let mut slot = gate();
+            if slot.as_ref().is_some_and(|h| h.path == self.path) {
+                close_held(&mut slot);
+            }
+        }
         // A commit holds the file for well under a second: wait for it a little.
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
@@ -120,33 +188,69 @@ impl Warehouse {
         }
     }
 
-    /// Runs `f` in one transaction on a freshly opened connection; the file is closed after.
+    /// Runs `f` in one transaction, on the connection this sync keeps (when `keep_open` and it
+    /// has been open less than `MAX_HOLD`) or a fresh one; the file is closed after unless kept.
     #[track_caller]
     pub fn commit<T, E: From<StoreError>>(&self, stats: &mut WindowStats, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
-        let _gate = COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = gate();
         let started = Instant::now();
-        let mut conn = self.connect()?;
+        let reuse = slot.as_ref().is_some_and(|h| h.path == self.path && h.opened.elapsed() < MAX_HOLD);
+        if !reuse {
+            close_held(&mut slot);
+            let conn = self.connect()?;
+            let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *slot = Some(Held { path: self.path.clone(), conn, opened: started, generation, commits: 0, columns: RefCell::new(HashMap::new()) });
+        }
         let opened = started.elapsed();
-        let worked;
-        let result = {
-            let txn = conn.transaction().map_err(db("starting a transaction"))?;
-            let mut tx = Tx { conn: &txn, path: &self.path };
+        let held = slot.as_mut().expect("a connection was just opened");
+        held.commits += 1;
+        let outcome = (|| {
+            let txn = held.conn.transaction().map_err(db("starting a transaction"))?;
+            let mut tx = Tx { conn: &txn, path: &self.path, columns: &held.columns };
             let value = f(&mut tx)?;
-            worked = started.elapsed();
+            let worked = started.elapsed();
             txn.commit().map_err(db("committing"))?;
-            value
-        };
+            Ok::<(T, Duration), E>((value, worked))
+        })();
+        // A failed commit leaves nothing cached behind; a kept connection is let go in time.
+        let (since_open, generation, commits) = (held.opened.elapsed(), held.generation, held.commits);
+        let keep = self.keep_open && outcome.is_ok() && since_open < MAX_HOLD;
+        if keep {
+            // Closed by this timer unless another commit has used it meanwhile.
+            let wait = IDLE.min(MAX_HOLD - since_open);
+            std::thread::spawn(move || {
+                std::thread::sleep(wait);
+                let mut slot = gate();
+                if slot.as_ref().is_some_and(|h| h.generation == generation && h.commits == commits) {
+                    close_held(&mut slot);
+                }
+            });
+        } else {
+            close_held(&mut slot);
+        }
+        drop(slot);
+        let (value, worked) = outcome?;
         let committed = started.elapsed();
-        drop(conn);
-        tracing::trace!(opened_ms = opened.as_millis() as u64, worked_ms = worked.as_millis() as u64, committed_ms = committed.as_millis() as u64, "commit phases");
-        let held = started.elapsed();
-        if held > LONG_COMMIT {
-            tracing::debug!(ms = held.as_millis() as u64, at = %std::panic::Location::caller(), "a long commit");
+        tracing::trace!(opened_ms = opened.as_millis() as u64, worked_ms = worked.as_millis() as u64, committed_ms = committed.as_millis() as u64, kept = keep, "commit phases");
+        let spent = started.elapsed();
+        if spent > LONG_COMMIT {
+            tracing::debug!(ms = spent.as_millis() as u64, at = %std::panic::Location::caller(), "a long commit");
         }
         stats.commits += 1;
-        stats.total += held;
-        stats.longest = stats.longest.max(held);
-        Ok(result)
+        stats.total += spent;
+        stats.longest = stats.longest.max(spent);
+        Ok(value)
+    }
+
+    /// Closes the connection kept across commits, and returns the longest time the file was
+    /// held open at a stretch since the last call (a commit window, as other processes see it).
+    pub fn release(&self) -> Duration {
+        close_held(&mut gate());
+        let mut holds = LONGEST_HOLD.lock().unwrap_or_else(|e| e.into_inner());
+        match holds.iter().position(|(p, _)| *p == self.path) {
+            Some(i) => holds.swap_remove(i).1,
+            None => Duration::ZERO,
+        }
     }
 }
 
@@ -177,5 +281,44 @@ fn classify_open_error(path: &Path, reason: String) -> StoreError {
         StoreError::Unwritable { path: shown, reason }
     } else {
         StoreError::NotADatabase { path: shown, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_connection_gives_way_to_an_in_process_reader_and_to_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Warehouse::new(dir.path().join("kept.duckdb"));
+        w.keep_open = true;
+        let mut stats = WindowStats::default();
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("CREATE TABLE t (n BIGINT)").map_err(db("creating")))
+            .unwrap();
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO t VALUES (1)").map_err(db("inserting"))).unwrap();
+        assert_eq!(stats.commits, 2);
+        // An in-process reader closes the kept connection first and sees every commit.
+        let reader = w.read().unwrap();
+        let n: i64 = reader.conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+        assert!(!gate().as_ref().is_some_and(|h| h.path == w.path), "the reader closed the kept connection");
+        drop(reader);
+        // After release nothing is held, and the longest stretch it was held is reported.
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO t VALUES (2)").map_err(db("inserting"))).unwrap();
+        let held = w.release();
+        assert!(held > Duration::ZERO && held < Duration::from_secs(5), "{held:?}");
+        assert!(!gate().as_ref().is_some_and(|h| h.path == w.path));
+        assert_eq!(w.release(), Duration::ZERO, "asked once");
+    }
+
+    #[test]
+    fn without_keep_open_every_commit_closes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("closed.duckdb"));
+        w.commit(&mut WindowStats::default(), |tx| tx.conn.execute_batch("CREATE TABLE t (n BIGINT)").map_err(db("creating"))).unwrap();
+        assert!(!gate().as_ref().is_some_and(|h| h.path == w.path));
+        // Another instance (as another process would) opens it at once.
+        drop(Connection::open(&w.path).unwrap());
     }
 }
