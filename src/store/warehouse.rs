@@ -30,6 +30,8 @@ struct Held {
     /// Distinguishes this connection and its latest commit from later ones, for its timer.
     generation: u64,
     commits: u64,
+    /// How long its latest commit took: the next one is expected to take about as long.
+    last: Duration,
     /// Column lists of contract tables read through this connection (they never change while
     /// it is held: the tool alters no table, and it holds the file).
     columns: RefCell<HashMap<String, Vec<String>>>,
@@ -56,9 +58,13 @@ fn record_hold(path: &Path, held: Duration) {
 fn close_held(slot: &mut Option<Held>) {
     if let Some(held) = slot.take() {
         let path = held.path.clone();
-        let opened = held.opened;
+        let (opened, commits) = (held.opened, held.commits);
         drop(held);
-        record_hold(&path, opened.elapsed());
+        let stretch = opened.elapsed();
+        if stretch > LONG_COMMIT {
+            tracing::debug!(ms = stretch.as_millis() as u64, commits, "the file was held long (commits and the checkpoint on closing)");
+        }
+        record_hold(&path, stretch);
     }
 }
 
@@ -194,12 +200,13 @@ impl Warehouse {
     pub fn commit<T, E: From<StoreError>>(&self, stats: &mut WindowStats, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         let mut slot = gate();
         let started = Instant::now();
-        let reuse = slot.as_ref().is_some_and(|h| h.path == self.path && h.opened.elapsed() < MAX_HOLD);
+        // Reused only when another commit like the last still ends within MAX_HOLD.
+        let reuse = slot.as_ref().is_some_and(|h| h.path == self.path && h.opened.elapsed() + h.last < MAX_HOLD);
         if !reuse {
             close_held(&mut slot);
             let conn = self.connect()?;
             let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            *slot = Some(Held { path: self.path.clone(), conn, opened: started, generation, commits: 0, columns: RefCell::new(HashMap::new()) });
+            *slot = Some(Held { path: self.path.clone(), conn, opened: started, generation, commits: 0, last: Duration::ZERO, columns: RefCell::new(HashMap::new()) });
         }
         let opened = started.elapsed();
         let held = slot.as_mut().expect("a connection was just opened");
@@ -213,6 +220,7 @@ impl Warehouse {
             Ok::<(T, Duration), E>((value, worked))
         })();
         // A failed commit leaves nothing cached behind; a kept connection is let go in time.
+        held.last = started.elapsed() - opened;
         let (since_open, generation, commits) = (held.opened.elapsed(), held.generation, held.commits);
         let keep = self.keep_open && outcome.is_ok() && since_open < MAX_HOLD;
         if keep {
