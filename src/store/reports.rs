@@ -138,8 +138,9 @@ impl Reader {
             let mut grid = self.view_grid(
                 "productivity",
                 &format!(
-                    "SELECT period_start AS {name}, {PRODUCTIVITY_FIGURES} FROM productivity \
-                     WHERE period = '{name}' AND dimension = 'company' ORDER BY period_start DESC{}",
+                    "SELECT period_start AS {name}, {PRODUCTIVITY_FIGURES} \
+                     FROM productivity_grouped(NULL, NULL, periods := ['{name}'], dimensions := ['company']) \
+                     ORDER BY period_start DESC{}",
                     limit_sql(limit)
                 ),
             )?;
@@ -150,14 +151,15 @@ impl Reader {
                 "productivity",
                 &format!(
                     "SELECT dimension_id AS {name}_id, dimension_name AS {name}, {PRODUCTIVITY_FIGURES} \
-                     FROM productivity_between(NULL, NULL) WHERE dimension = '{name}'{}",
+                     FROM productivity_grouped(NULL, NULL, dimensions := ['{name}']) \
+                     ORDER BY dimension_name NULLS LAST, dimension_id{}",
                     limit_sql(limit)
                 ),
             )?
         };
         let overall = self.view_grid(
             "productivity",
-            &format!("SELECT {PRODUCTIVITY_FIGURES} FROM productivity_between(NULL, NULL) WHERE dimension = 'company'"),
+            &format!("SELECT {PRODUCTIVITY_FIGURES} FROM productivity_grouped(NULL, NULL, dimensions := ['company'])"),
         )?;
         Ok((grid, overall))
     }
