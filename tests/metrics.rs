@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use common::*;
@@ -592,16 +591,6 @@ fn hand_checked_support_metrics_on_a_small_fixed_account() {
     );
 }
 
-fn report(path: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_helpscout-etl"))
-        .arg("report")
-        .args(args)
-        .arg("--duckdb")
-        .arg(path)
-        .output()
-        .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 #[test]
 fn report_productivity_prints_text_json_and_csv_and_refuses_other_groupings() {

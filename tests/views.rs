@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use helpscout_etl::cli::config::TableSection;
@@ -314,21 +313,6 @@ fn hand_checked_numbers_on_a_small_fixed_account() {
     );
 }
 
-fn report(path: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_helpscout-etl"))
-        .arg("report")
-        .args(args)
-        .arg("--duckdb")
-        .arg(path)
-        .env_remove("HELPSCOUT_ETL_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn report_health_exits_4_below_the_threshold_and_the_other_reports_print_the_views() {

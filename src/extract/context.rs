@@ -86,7 +86,7 @@ impl<'a> Run<'a> {
         let now = Utc::now();
         let mut store = Warehouse::new(&outputs.duckdb);
         store.lock_timeout = settings.lock_timeout;
-        store.keep_open = true;
+        store.keep_open = Some(crate::store::SYNC_IDLE);
         let mut converters = HashMap::new();
         for table in catalog::ALL.iter().copied() {
             let choice = settings.choice(table);

@@ -34,7 +34,7 @@ pub use parquet::{DATA_FILE, ParquetFolder, partition_key};
 pub use reports::{HappinessBy, ProductivityBy, UsageBy};
 pub use runs::{LastRun, StatusReport, TableStatus, reset};
 pub use views::{VIEWS, ViewFileStatus, ObjectKind, objects};
-pub use warehouse::{Reader, Tx, Warehouse, WindowStats};
+pub use warehouse::{Reader, SYNC_IDLE, Tx, Warehouse, WindowStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -130,11 +130,11 @@ impl Reader {
         Ok((grid, self.view_grid("happiness_summary", "SELECT * FROM happiness_summary")?))
     }
 
-    /// Productivity grouped `by` (periods oldest first, the latest `limit`; mailboxes, users and
-    /// teams over everything synced, cut after `limit`), and the company over everything synced.
-    pub fn productivity(&self, by: ProductivityBy, limit: Option<usize>) -> Result<(Grid, Grid), StoreError> {
+    /// Productivity grouped `by`: periods oldest first, the latest `limit`; mailboxes, users and
+    /// teams over everything synced, cut after `limit`.
+    pub fn productivity(&self, by: ProductivityBy, limit: Option<usize>) -> Result<Grid, StoreError> {
         let name = by.name();
-        let grid = if by.is_period() {
+        if by.is_period() {
             let mut grid = self.view_grid(
                 "productivity",
                 &format!(
@@ -145,7 +145,7 @@ impl Reader {
                 ),
             )?;
             grid.rows.reverse();
-            grid
+            Ok(grid)
         } else {
             self.view_grid(
                 "productivity",
@@ -155,13 +155,16 @@ impl Reader {
                      ORDER BY dimension_name NULLS LAST, dimension_id{}",
                     limit_sql(limit)
                 ),
-            )?
-        };
-        let overall = self.view_grid(
+            )
+        }
+    }
+
+    /// The company's productivity over everything synced (one row).
+    pub fn productivity_overall(&self) -> Result<Grid, StoreError> {
+        self.view_grid(
             "productivity",
             &format!("SELECT {PRODUCTIVITY_FIGURES} FROM productivity_grouped(NULL, NULL, dimensions := ['company'])"),
-        )?;
-        Ok((grid, overall))
+        )
     }
 
     /// New conversations by day of the week × hour (UTC), all 168 cells.

@@ -16,13 +16,14 @@ use super::{StoreError, db};
 /// another connection of the same process: two writers here (a page's retry or the outbox's log
 /// copy beside a sync) would both append to the WAL, so every writer and every in-process
 /// reader goes through this gate, and the kept connection is closed before anything else opens
-/// the file.
-static COMMIT_GATE: Mutex<Option<Held>> = Mutex::new(None);
+/// the file. One kept connection per file at the most.
+static COMMIT_GATE: Mutex<Vec<Held>> = Mutex::new(Vec::new());
 
 /// A connection kept open across consecutive commits of a sync: opening the file, warming its
 /// cache and checkpointing on close cost more than a small commit. It is closed as soon as no
-/// commit follows within `IDLE`, and once it has been open `MAX_HOLD`, so other processes get the
-/// file between a sync's bursts of commits, and within about a second at the most.
+/// commit follows within the warehouse's `keep_open` time, and before a commit that would end
+/// past `MAX_HOLD`, so other processes get the file between a sync's bursts of commits, and
+/// within about a second at the most.
 struct Held {
     path: PathBuf,
     conn: Connection,
@@ -40,8 +41,8 @@ struct Held {
 /// How long a sync keeps the file open across commits before it lets go.
 const MAX_HOLD: Duration = Duration::from_millis(600);
 
-/// How long a kept connection waits for the next commit.
-const IDLE: Duration = Duration::from_millis(40);
+/// How long a sync's kept connection waits for the next commit.
+pub const SYNC_IDLE: Duration = Duration::from_millis(40);
 
 /// The longest time each file was held open, across commits, since it was last asked.
 static LONGEST_HOLD: Mutex<Vec<(PathBuf, Duration)>> = Mutex::new(Vec::new());
@@ -54,23 +55,23 @@ fn record_hold(path: &Path, held: Duration) {
     }
 }
 
-/// Closes the kept connection (DuckDB checkpoints then), recording how long it was open.
-fn close_held(slot: &mut Option<Held>) {
-    if let Some(held) = slot.take() {
-        let path = held.path.clone();
-        let (opened, commits) = (held.opened, held.commits);
-        drop(held);
-        let stretch = opened.elapsed();
-        if stretch > LONG_COMMIT {
-            tracing::debug!(ms = stretch.as_millis() as u64, commits, "the file was held long (commits and the checkpoint on closing)");
-        }
-        record_hold(&path, stretch);
+/// Closes the connection kept for `path` (DuckDB checkpoints then), when `which` it is (any
+/// when None), recording how long the file was held.
+fn close_held(kept: &mut Vec<Held>, path: &Path, which: Option<(u64, u64)>) {
+    let Some(i) = kept.iter().position(|h| h.path == path && which.is_none_or(|w| (h.generation, h.commits) == w)) else { return };
+    let held = kept.swap_remove(i);
+    let (opened, commits) = (held.opened, held.commits);
+    drop(held);
+    let stretch = opened.elapsed();
+    if stretch > LONG_COMMIT {
+        tracing::debug!(ms = stretch.as_millis() as u64, commits, "the file was held long (commits and the checkpoint on closing)");
     }
+    record_hold(path, stretch);
 }
 
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn gate() -> std::sync::MutexGuard<'static, Option<Held>> {
+fn gate() -> std::sync::MutexGuard<'static, Vec<Held>> {
     COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -88,9 +89,9 @@ pub struct Warehouse {
     pub path: PathBuf,
     /// How long to wait for a reader to let go of the file before a commit.
     pub lock_timeout: Duration,
-    /// Keep the connection open across consecutive commits (a sync's chunks), at most
-    /// `MAX_HOLD` at a time; `release` closes it.
-    pub keep_open: bool,
+    /// Keep the connection open for the next commit this long (a sync: `SYNC_IDLE`), within
+    /// `MAX_HOLD` in all; `release` closes it. None: closed after every commit.
+    pub keep_open: Option<Duration>,
 }
 
 /// How long this process held the file open for its commits.
@@ -126,7 +127,7 @@ pub struct Reader {
 
 impl Warehouse {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Warehouse { path: path.into(), lock_timeout: Duration::from_secs(120), keep_open: false }
+        Warehouse { path: path.into(), lock_timeout: Duration::from_secs(120), keep_open: None }
     }
 
     /// Opens the file for writing, waiting while another process holds it.
@@ -172,10 +173,7 @@ impl Warehouse {
         // An in-process reader waits for a commit in progress, and the connection a sync keeps
         // is closed first: two instances of the same file in one process must not meet.
         {
-            let mut slot = gate();
-            if slot.as_ref().is_some_and(|h| h.path == self.path) {
-                close_held(&mut slot);
-            }
+            close_held(&mut gate(), &self.path, None);
         }
         // A commit holds the file for well under a second: wait for it a little.
         let started = Instant::now();
@@ -194,22 +192,23 @@ impl Warehouse {
         }
     }
 
-    /// Runs `f` in one transaction, on the connection this sync keeps (when `keep_open` and it
-    /// has been open less than `MAX_HOLD`) or a fresh one; the file is closed after unless kept.
+    /// Runs `f` in one transaction, on the connection kept from the previous commit (when a
+    /// commit as long as that one still ends within `MAX_HOLD`) or a fresh one; the file is
+    /// closed after unless `keep_open`.
     #[track_caller]
     pub fn commit<T, E: From<StoreError>>(&self, stats: &mut WindowStats, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
-        let mut slot = gate();
+        let mut kept = gate();
         let started = Instant::now();
         // Reused only when another commit like the last still ends within MAX_HOLD.
-        let reuse = slot.as_ref().is_some_and(|h| h.path == self.path && h.opened.elapsed() + h.last < MAX_HOLD);
+        let reuse = kept.iter().any(|h| h.path == self.path && h.opened.elapsed() + h.last < MAX_HOLD);
         if !reuse {
-            close_held(&mut slot);
+            close_held(&mut kept, &self.path, None);
             let conn = self.connect()?;
             let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            *slot = Some(Held { path: self.path.clone(), conn, opened: started, generation, commits: 0, last: Duration::ZERO, columns: RefCell::new(HashMap::new()) });
+            kept.push(Held { path: self.path.clone(), conn, opened: started, generation, commits: 0, last: Duration::ZERO, columns: RefCell::new(HashMap::new()) });
         }
         let opened = started.elapsed();
-        let held = slot.as_mut().expect("a connection was just opened");
+        let held = kept.iter_mut().find(|h| h.path == self.path).expect("a connection was just opened");
         held.commits += 1;
         let outcome = (|| {
             let txn = held.conn.transaction().map_err(db("starting a transaction"))?;
@@ -219,28 +218,25 @@ impl Warehouse {
             txn.commit().map_err(db("committing"))?;
             Ok::<(T, Duration), E>((value, worked))
         })();
+        let spent = started.elapsed();
+        held.last = spent - opened;
         // A failed commit leaves nothing cached behind; a kept connection is let go in time.
-        held.last = started.elapsed() - opened;
         let (since_open, generation, commits) = (held.opened.elapsed(), held.generation, held.commits);
-        let keep = self.keep_open && outcome.is_ok() && since_open < MAX_HOLD;
-        if keep {
+        let idle = self.keep_open.filter(|_| outcome.is_ok() && since_open < MAX_HOLD);
+        if let Some(idle) = idle {
             // Closed by this timer unless another commit has used it meanwhile.
-            let wait = IDLE.min(MAX_HOLD - since_open);
+            let wait = idle.min(MAX_HOLD - since_open);
+            let path = self.path.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(wait);
-                let mut slot = gate();
-                if slot.as_ref().is_some_and(|h| h.generation == generation && h.commits == commits) {
-                    close_held(&mut slot);
-                }
+                close_held(&mut gate(), &path, Some((generation, commits)));
             });
         } else {
-            close_held(&mut slot);
+            close_held(&mut kept, &self.path, None);
         }
-        drop(slot);
+        drop(kept);
         let (value, worked) = outcome?;
-        let committed = started.elapsed();
-        tracing::trace!(opened_ms = opened.as_millis() as u64, worked_ms = worked.as_millis() as u64, committed_ms = committed.as_millis() as u64, kept = keep, "commit phases");
-        let spent = started.elapsed();
+        tracing::trace!(opened_ms = opened.as_millis() as u64, worked_ms = worked.as_millis() as u64, committed_ms = spent.as_millis() as u64, kept = idle.is_some(), "commit phases");
         if spent > LONG_COMMIT {
             tracing::debug!(ms = spent.as_millis() as u64, at = %std::panic::Location::caller(), "a long commit");
         }
@@ -253,7 +249,7 @@ impl Warehouse {
     /// Closes the connection kept across commits, and returns the longest time the file was
     /// held open at a stretch since the last call (a commit window, as other processes see it).
     pub fn release(&self) -> Duration {
-        close_held(&mut gate());
+        close_held(&mut gate(), &self.path, None);
         let mut holds = LONGEST_HOLD.lock().unwrap_or_else(|e| e.into_inner());
         match holds.iter().position(|(p, _)| *p == self.path) {
             Some(i) => holds.swap_remove(i).1,
@@ -296,27 +292,39 @@ fn classify_open_error(path: &Path, reason: String) -> StoreError {
 mod tests {
     use super::*;
 
+    /// The generation of the connection kept for `path`, if one is.
+    fn kept(path: &Path) -> Option<u64> {
+        gate().iter().find(|h| h.path == path).map(|h| h.generation)
+    }
+
     #[test]
-    fn a_kept_connection_gives_way_to_an_in_process_reader_and_to_release() {
+    fn a_kept_connection_serves_the_next_commit_and_gives_way_to_a_reader_and_to_release() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Warehouse::new(dir.path().join("kept.duckdb"));
-        w.keep_open = true;
+        // An idle time no test run reaches: only MAX_HOLD, a reader or release closes it.
+        w.keep_open = Some(Duration::from_secs(3600));
         let mut stats = WindowStats::default();
-        w.commit(&mut stats, |tx| tx.conn.execute_batch("CREATE TABLE t (n BIGINT)").map_err(db("creating")))
-            .unwrap();
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("CREATE TABLE t (n BIGINT)").map_err(db("creating"))).unwrap();
+        let first = kept(&w.path).expect("kept after the first commit");
         w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO t VALUES (1)").map_err(db("inserting"))).unwrap();
+        assert_eq!(kept(&w.path), Some(first), "the second commit ran on the same connection");
         assert_eq!(stats.commits, 2);
-        // An in-process reader closes the kept connection first and sees every commit.
+        // An in-process reader closes it first, and sees every commit.
         let reader = w.read().unwrap();
+        assert_eq!(kept(&w.path), None);
         let n: i64 = reader.conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 1);
-        assert!(!gate().as_ref().is_some_and(|h| h.path == w.path), "the reader closed the kept connection");
         drop(reader);
-        // After release nothing is held, and the longest stretch it was held is reported.
+        // A failed commit is not kept; the next one opens afresh and is kept again.
+        let failed = w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO nowhere VALUES (2)").map_err(db("inserting")));
+        assert!(failed.is_err());
+        assert_eq!(kept(&w.path), None, "a failed commit's connection is closed");
         w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO t VALUES (2)").map_err(db("inserting"))).unwrap();
+        assert!(kept(&w.path).is_some_and(|g| g != first));
+        // Release closes it and reports the longest stretch the file was held, once.
         let held = w.release();
+        assert_eq!(kept(&w.path), None);
         assert!(held > Duration::ZERO && held < Duration::from_secs(5), "{held:?}");
-        assert!(!gate().as_ref().is_some_and(|h| h.path == w.path));
         assert_eq!(w.release(), Duration::ZERO, "asked once");
     }
 
@@ -325,8 +333,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = Warehouse::new(dir.path().join("closed.duckdb"));
         w.commit(&mut WindowStats::default(), |tx| tx.conn.execute_batch("CREATE TABLE t (n BIGINT)").map_err(db("creating"))).unwrap();
-        assert!(!gate().as_ref().is_some_and(|h| h.path == w.path));
-        // Another instance (as another process would) opens it at once.
-        drop(Connection::open(&w.path).unwrap());
+        assert_eq!(kept(&w.path), None);
     }
 }

@@ -100,4 +100,18 @@ mod tests {
         assert!(!svg.contains("<script>") && !svg.contains("<b>"), "{svg}");
         assert!(svg.contains("&lt;script&gt;") && svg.contains("bar flagged") && svg.contains("threshold"));
     }
+
+    #[test]
+    fn a_heat_map_shades_each_cell_by_its_share_of_the_peak_and_escapes_its_labels() {
+        let rows = vec![("<i>Mon</i>".to_string(), vec![0.0, 2.0, 4.0]), ("Tue".to_string(), vec![1.0, 0.0, 0.0])];
+        let svg = heat_map("<script>t</script>", &rows, &["00".into(), "01".into(), "02".into()]).into_string();
+        assert!(!svg.contains("<script>") && !svg.contains("<i>"), "{svg}");
+        assert_eq!(svg.matches("<rect class=\"heat\"").count(), 3, "three cells hold something");
+        assert_eq!(svg.matches("<rect class=\"heat zero\"").count(), 3);
+        // The peak is fully opaque (as the three empty cells' grey), half of it 0.12 + 0.88 / 2,
+        // a quarter 0.12 + 0.88 / 4.
+        assert_eq!(svg.matches(r#"fill-opacity="1.00""#).count(), 4, "{svg}");
+        assert!(svg.contains(r#"fill-opacity="0.56""#) && svg.contains(r#"fill-opacity="0.34""#), "{svg}");
+        assert!(svg.contains("&lt;i&gt;Mon&lt;/i&gt; 02: 4"), "each cell says what it holds: {svg}");
+    }
 }

@@ -270,3 +270,20 @@ pub fn rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
 pub fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
+
+/// `helpscout-etl report ARGS --duckdb PATH`: exit code, stdout, stderr.
+pub fn report(path: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_helpscout-etl"))
+        .arg("report")
+        .args(args)
+        .arg("--duckdb")
+        .arg(path)
+        .env_remove("HELPSCOUT_ETL_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

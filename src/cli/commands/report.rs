@@ -130,7 +130,7 @@ fn happiness(reader: &Reader, by: By, grouping: HappinessBy, limit: Option<usize
 }
 
 fn productivity(reader: &Reader, by: ProductivityBy, limit: Option<usize>, format: Format, out: &mut dyn Write) -> anyhow::Result<Exit> {
-    let (grid, overall) = reader.productivity(by, limit)?;
+    let (grid, overall) = (reader.productivity(by, limit)?, reader.productivity_overall()?);
     let busiest = reader.busiest_day()?;
     match format {
         Format::Json => write!(
@@ -151,7 +151,7 @@ fn productivity(reader: &Reader, by: ProductivityBy, limit: Option<usize>, forma
                 ProductivityBy::Mailbox | ProductivityBy::User | ProductivityBy::Team => format!("by {}, everything synced", by.name()),
                 _ => format!("by {} (UTC), all mailboxes", by.name()),
             };
-            writeln!(out, "Productivity {scope}; durations are wall-clock (no office hours), medians and 90th percentiles.")?;
+            writeln!(out, "Productivity {scope}; durations are wall-clock (no office hours): means, medians and 90th percentiles.")?;
             write!(out, "{}", render::text(&grid.with_durations()))?;
             let o = first_row(&overall);
             let n = |k: &str| o.get(k).map(fmt_json_number).unwrap_or_else(|| "n/a".into());

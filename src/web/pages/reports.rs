@@ -163,15 +163,14 @@ pub(crate) async fn productivity(State(state): State<Arc<AppState>>, Signed(view
     }
     let f = state
         .read(|r| {
-            let (weeks, overall) = r.productivity(ProductivityBy::Week, Some(12))?;
-            let by = |b| r.productivity(b, Some(50)).map(|(g, _)| g);
+            let by = |b, limit| r.productivity(b, Some(limit));
             Ok(Figures {
-                weeks,
-                days: by(ProductivityBy::Day)?,
-                overall,
-                mailbox: by(ProductivityBy::Mailbox)?,
-                user: by(ProductivityBy::User)?,
-                team: by(ProductivityBy::Team)?,
+                weeks: by(ProductivityBy::Week, 12)?,
+                days: by(ProductivityBy::Day, 50)?,
+                overall: r.productivity_overall()?,
+                mailbox: by(ProductivityBy::Mailbox, 50)?,
+                user: by(ProductivityBy::User, 50)?,
+                team: by(ProductivityBy::Team, 50)?,
                 channels: r.channel_metrics()?,
                 busiest_times: r.busiest_times()?,
                 busiest_day: r.busiest_day()?,
@@ -179,20 +178,18 @@ pub(crate) async fn productivity(State(state): State<Arc<AppState>>, Signed(view
             })
         })
         .await?;
-    let series = |g: &Grid, key: &str, value: &str, chars: usize| -> Vec<Bar> {
+    // One bar per period, labelled by its month and day, the value divided by `unit`.
+    let series = |g: &Grid, key: &str, value: &str, unit: f64| -> Vec<Bar> {
         (0..g.rows.len())
             .map(|i| Bar {
-                label: text(g.cell(i, key)).chars().skip(5).take(chars).collect(),
-                value: (number(g.cell(i, value)) * 10.0).round() / 10.0,
+                label: text(g.cell(i, key)).chars().skip(5).collect(),
+                value: (number(g.cell(i, value)) / unit * 10.0).round() / 10.0,
                 flagged: false,
             })
             .collect()
     };
-    let replies = series(&f.days, "day", "replies_sent", 5);
-    let hours = |g: &Grid, i: usize| number(g.cell(i, "median_first_response_seconds")) / 3600.0;
-    let response: Vec<Bar> = (0..f.weeks.rows.len())
-        .map(|i| Bar { label: text(f.weeks.cell(i, "week")).chars().skip(5).collect(), value: (hours(&f.weeks, i) * 10.0).round() / 10.0, flagged: false })
-        .collect();
+    let replies = series(&f.days, "day", "replies_sent", 1.0);
+    let response = series(&f.weeks, "week", "median_first_response_seconds", 3600.0);
     let peak = |bars: &[Bar]| bars.iter().map(|b| b.value).fold(0.0, f64::max);
     let mut heat: Vec<(String, Vec<f64>)> = Vec::new();
     for i in 0..f.busiest_times.rows.len() {
