@@ -153,7 +153,8 @@ async fn the_log_page_use_cases_are_answered_by_commands() {
     assert!(table.contains("Invalid email address"), "{table}");
 
     // The log is exported beside the tables, one partition per day.
-    let files = helpscout_etl::store::ParquetFolder::new(dir.join("parquet")).files("helpscout_log");
+    let lake = helpscout_etl::store::Lake::local(helpscout_etl::store::LakeFormat::Parquet, dir.join("parquet"));
+    let files: Vec<std::path::PathBuf> = lake.files().list("helpscout_log").unwrap().into_iter().map(|o| dir.join("parquet").join(o.key)).collect();
     assert!(!files.is_empty() && files.iter().all(|f| f.parent().unwrap().file_name().unwrap().to_string_lossy().starts_with("day=")));
     let exported: i64 = files
         .iter()

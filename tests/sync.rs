@@ -214,8 +214,8 @@ async fn selected_tables_and_columns_only_and_full_replication() {
     assert_eq!(columns, ["created_at", "id", "status", "subject", "updated_at", "_extracted_at", "_run_id", "_extra"], "keys, partition and cursor columns stay");
     let tables = query_strings(dir.path(), "SELECT table_name FROM information_schema.tables WHERE table_name IN ('customers', 'conversation_threads', 'users')");
     assert_eq!(tables, ["users"], "unselected tables are not created");
-    let parquet = helpscout_etl::store::ParquetFolder::new(dir.path().join("parquet"));
-    assert!(!parquet.files("conversations").is_empty() && parquet.files("customers").is_empty());
+    let parquet = helpscout_etl::store::Lake::local(helpscout_etl::store::LakeFormat::Parquet, dir.path().join("parquet"));
+    assert!(parquet.table_files("conversations").unwrap() > 0 && parquet.table_files("customers").unwrap() == 0);
     // Full replication: a deleted conversation disappears on the next run without any probe.
     sim.advance_clock(chrono::Duration::hours(1));
     sim.mutate(&MutationPlan { seed: 2, deletions: 2, ..Default::default() });
@@ -337,7 +337,7 @@ async fn on_the_standard_plan_the_report_is_unavailable_logged_once_and_the_run_
     }
     let logged = "SELECT count(*) FROM helpscout_log WHERE event_type = 'Table Synced' AND table_name = 'happiness_ratings_report'";
     assert_eq!(query_i64(dir.path(), logged), 1, "logged when it became unavailable, not on every run");
-    let status = helpscout_etl::store::Warehouse::new(duckdb_path(dir.path())).read().unwrap().status(&helpscout_etl::store::ParquetFolder::new(dir.path().join("parquet"))).unwrap();
+    let status = helpscout_etl::store::Warehouse::new(duckdb_path(dir.path())).read().unwrap().status(None).unwrap();
     let t = status.tables.iter().find(|t| t.table == "happiness_ratings_report").unwrap();
     assert!(t.unavailable_since.is_some(), "{t:?}");
     assert!(status.tables.iter().filter(|t| t.table != "happiness_ratings_report").all(|t| t.unavailable_since.is_none()));

@@ -24,6 +24,8 @@ pub enum Command {
     Status(OutputArgs),
     /// Forget tables (rows, bookmarks, Parquet folders) so the next sync reloads them.
     Reset(ResetArgs),
+    /// Delete Delta files that no snapshot within the retention needs (a Delta lake only).
+    Vacuum(VacuumArgs),
     /// Search the integration log (the "HelpScout Log"); `log summary` for the dashboard figures.
     Log(LogArgs),
     /// Re-attempt failed events (a table, a conversation or a customer whose sync failed).
@@ -60,9 +62,12 @@ pub struct OutputArgs {
     /// DuckDB file (default: OUTPUT/helpscout.duckdb).
     #[arg(long)]
     pub duckdb: Option<PathBuf>,
-    /// Parquet folder (default: OUTPUT/parquet).
-    #[arg(long)]
-    pub parquet: Option<PathBuf>,
+    /// The lake's format: parquet (hive folders, the default) or delta.
+    #[arg(long, value_name = "parquet|delta")]
+    pub lake: Option<String>,
+    /// Where the lake is: a folder or s3://bucket/prefix (default: OUTPUT/parquet or OUTPUT/delta).
+    #[arg(long, value_name = "URI", alias = "parquet")]
+    pub lake_uri: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -165,6 +170,16 @@ pub struct ResetArgs {
     /// Tables to reset (or `all`).
     #[arg(required = true)]
     pub tables: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// How far back readers may travel (time travel, long queries): files any snapshot of that
+    /// span needs are kept (`7d`, `36h`, `0s`).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub retain: std::time::Duration,
 }
 
 /// How a list of rows is printed.
@@ -322,7 +337,7 @@ impl By {
 
 impl OutputArgs {
     pub fn overrides(&self) -> Overrides {
-        Overrides { output_dir: self.output.clone(), duckdb: self.duckdb.clone(), parquet: self.parquet.clone(), ..Default::default() }
+        Overrides { output_dir: self.output.clone(), duckdb: self.duckdb.clone(), lake: self.lake.clone(), lake_uri: self.lake_uri.clone(), ..Default::default() }
     }
 }
 

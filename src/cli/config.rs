@@ -15,7 +15,7 @@ use crate::api::{ClientConfig, Credentials, TokenStore};
 use crate::catalog::{self, Table};
 use crate::deliver::{FormSettings, PushSettings};
 use crate::extract::{Method, SyncSettings, TableChoice};
-use crate::store::Outputs;
+use crate::store::{LakeFormat, LakeLocation, Outputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,6 +39,8 @@ pub enum ConfigError {
     WeakSecret { form: String, var: String },
     #[error("`{key}` must be {expected}, not {value:?}.")]
     BadValue { key: String, expected: &'static str, value: String },
+    #[error("{0}")]
+    BadLakeUri(String),
 }
 
 pub const DEFAULT_BASE_URL: &str = "https://api.helpscout.net/v2";
@@ -115,7 +117,12 @@ pub struct ApiSection {
 pub struct OutputSection {
     pub dir: Option<PathBuf>,
     pub duckdb: Option<PathBuf>,
-    pub parquet: Option<PathBuf>,
+    /// The lake's format: "parquet" (hive folders) or "delta".
+    pub lake: Option<String>,
+    /// Where the lake is: a folder or s3://bucket/prefix.
+    pub lake_uri: Option<String>,
+    /// The older name of `lake_uri`.
+    pub parquet: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,7 +159,8 @@ struct TapConfig {
 pub struct Overrides {
     pub output_dir: Option<PathBuf>,
     pub duckdb: Option<PathBuf>,
-    pub parquet: Option<PathBuf>,
+    pub lake: Option<String>,
+    pub lake_uri: Option<String>,
     pub tables: Option<Vec<String>>,
     pub full_refresh: Option<Vec<String>>,
     pub start_date: Option<String>,
@@ -257,21 +265,26 @@ pub fn resolve_push(file: &FileConfig, env: &dyn Fn(&str) -> Option<String>, mai
 
 /// Where the outputs are, for commands that only read or reset them (no credentials needed).
 pub fn load_outputs(config: Option<&Path>, overrides: &Overrides) -> Result<Outputs, ConfigError> {
-    Ok(resolve_outputs(&read_optional(config)?, overrides))
+    resolve_outputs(&read_optional(config)?, overrides)
 }
 
 /// Where outputs are: file < flags. Needs no credentials.
-pub fn resolve_outputs(file: &FileConfig, flags: &Overrides) -> Outputs {
+pub fn resolve_outputs(file: &FileConfig, flags: &Overrides) -> Result<Outputs, ConfigError> {
     let mut outputs = Outputs::under(
         flags.output_dir.clone().or_else(|| file.output.dir.clone()).unwrap_or_else(|| PathBuf::from("helpscout-data")),
     );
     if let Some(p) = flags.duckdb.clone().or_else(|| file.output.duckdb.clone()) {
         outputs.duckdb = p;
     }
-    if let Some(p) = flags.parquet.clone().or_else(|| file.output.parquet.clone()) {
-        outputs.parquet = p;
+    let format = match flags.lake.as_ref().or(file.output.lake.as_ref()) {
+        Some(name) => LakeFormat::parse(name).ok_or_else(|| ConfigError::BadValue { key: "output.lake".into(), expected: "\"parquet\" or \"delta\"", value: name.clone() })?,
+        None => LakeFormat::Parquet,
+    };
+    outputs.lake = outputs.default_lake(format);
+    if let Some(uri) = flags.lake_uri.as_ref().or(file.output.lake_uri.as_ref()).or(file.output.parquet.as_ref()) {
+        outputs.lake.location = LakeLocation::parse(uri).map_err(ConfigError::BadLakeUri)?;
     }
-    outputs
+    Ok(outputs)
 }
 
 /// Everything a sync needs: file < environment < flags.
@@ -280,7 +293,7 @@ pub fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     flags: &Overrides,
 ) -> Result<Settings, ConfigError> {
-    let outputs = resolve_outputs(&file, flags);
+    let outputs = resolve_outputs(&file, flags)?;
     let api = &file.helpscout;
     let pick = |flag: &Option<String>, var: &str, file: &Option<String>| {
         flag.clone().or_else(|| env(var).filter(|v| !v.is_empty())).or_else(|| file.clone())
@@ -450,8 +463,25 @@ mod tests {
         assert!(matches!(s.sync.client.credentials, Credentials::ClientCredentials { .. }));
         assert_eq!(s.outputs.duckdb, PathBuf::from("helpscout-data/helpscout.duckdb"));
         // Outputs alone need no credentials.
-        let outputs = resolve_outputs(&FileConfig::default(), &Overrides { output_dir: Some("x".into()), ..Default::default() });
+        let outputs = resolve_outputs(&FileConfig::default(), &Overrides { output_dir: Some("x".into()), ..Default::default() }).unwrap();
         assert_eq!(outputs.duckdb, PathBuf::from("x/helpscout.duckdb"));
+        assert_eq!((outputs.lake.format, outputs.lake.location), (LakeFormat::Parquet, LakeLocation::Local("x/parquet".into())));
+    }
+
+    #[test]
+    fn the_lake_takes_its_format_and_place_from_file_and_flags_and_parquet_stays_an_alias() {
+        let file: FileConfig = toml::from_str("[output]\ndir = \"o\"\nlake = \"delta\"\n").unwrap();
+        let outputs = resolve_outputs(&file, &Overrides::default()).unwrap();
+        assert_eq!((outputs.lake.format, outputs.lake.location.to_string()), (LakeFormat::Delta, "o/delta".into()));
+        let file: FileConfig = toml::from_str("[output]\nparquet = \"elsewhere\"\n").unwrap();
+        assert_eq!(resolve_outputs(&file, &Overrides::default()).unwrap().lake.location.to_string(), "elsewhere");
+        let flags = Overrides { lake: Some("delta".into()), lake_uri: Some("s3://bucket/lake".into()), ..Default::default() };
+        let outputs = resolve_outputs(&file, &flags).unwrap();
+        assert_eq!((outputs.lake.format, outputs.lake.location.to_string()), (LakeFormat::Delta, "s3://bucket/lake".into()));
+        let bad = Overrides { lake: Some("iceberg".into()), ..Default::default() };
+        assert!(resolve_outputs(&FileConfig::default(), &bad).unwrap_err().to_string().contains("\"parquet\" or \"delta\""));
+        let bad = Overrides { lake_uri: Some("gs://b/p".into()), ..Default::default() };
+        assert!(resolve_outputs(&FileConfig::default(), &bad).unwrap_err().to_string().contains("s3://bucket/prefix"));
     }
 
     #[test]

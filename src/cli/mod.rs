@@ -60,6 +60,7 @@ async fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<Exit>
         Command::Demo(args) => commands::demo::run(&args, out).await,
         Command::Status(args) => commands::outputs::status(&args, out),
         Command::Reset(args) => commands::outputs::reset(&args, out),
+        Command::Vacuum(args) => commands::outputs::vacuum(&args, out),
         Command::Views(args) => commands::outputs::views(&args, out),
         Command::Tables { json } => commands::tables::run(json, out),
         Command::Serve(args) => commands::serve::run(&args, out).await,

@@ -15,7 +15,7 @@ use crate::api::{ApiError, Client, Listing, Page};
 use crate::catalog::log::{Purpose, RecordFailure, RequestRecord};
 use crate::catalog::{self, Table};
 use crate::convert::{RunStamp, TableConverter};
-use crate::store::{Bookmarks, Outputs, ParquetFolder, Scope, StoreError, Tx, Warehouse, WindowStats};
+use crate::store::{Bookmarks, Lake, Outputs, Scope, StoreError, Tx, Warehouse, WindowStats};
 
 /// What stays fixed for a run.
 pub(crate) struct Run<'a> {
@@ -23,7 +23,7 @@ pub(crate) struct Run<'a> {
     pub outputs: &'a Outputs,
     pub client: Arc<Client>,
     pub store: Warehouse,
-    pub lake: ParquetFolder,
+    pub lake: Lake,
     pub stamp: RunStamp,
     /// Selected tables, and parents listed for their selected embedded children.
     pub converters: HashMap<&'static Table, Arc<TableConverter>>,
@@ -82,7 +82,7 @@ fn new_run_id(now: DateTime<Utc>) -> String {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(outputs: &'a Outputs, settings: &'a SyncSettings, client: Arc<Client>, observer: &'a dyn Observer) -> Self {
+    pub fn new(outputs: &'a Outputs, settings: &'a SyncSettings, client: Arc<Client>, lake: Lake, observer: &'a dyn Observer) -> Self {
         let now = Utc::now();
         let mut store = Warehouse::new(&outputs.duckdb);
         store.lock_timeout = settings.lock_timeout;
@@ -101,7 +101,7 @@ impl<'a> Run<'a> {
             outputs,
             client,
             store,
-            lake: ParquetFolder::new(&outputs.parquet),
+            lake,
             stamp: RunStamp { run_id: new_run_id(now), extracted_at: now },
             converters,
             observer,

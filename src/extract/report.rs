@@ -66,7 +66,9 @@ pub struct SyncReport {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub duckdb: String,
+    /// Where the lake is (a folder or s3://bucket/prefix), and its format.
     pub parquet: String,
+    pub lake: &'static str,
     pub tables: Vec<TableReport>,
     pub requests: u64,
     pub rate_limited: u64,

@@ -34,7 +34,8 @@ pub async fn retry_records(outputs: &Outputs, settings: &SyncSettings, table: &'
         return Ok(ids.iter().map(|id| (*id, RecordOutcome::Failed(format!("{} records cannot be fetched one by one", table.name)))).collect());
     };
     let _lock = outputs.lock()?;
-    let run = Run::new(outputs, settings, Client::new(settings.client.clone())?, &Quiet);
+    let lake = crate::store::Lake::open(&outputs.lake, &crate::store::lake::process_env)?;
+    let run = Run::new(outputs, settings, Client::new(settings.client.clone())?, lake, &Quiet);
     let mut ledger = Ledger::default();
     run::prepare(&run, &mut ledger)?;
     let mut outcomes = Vec::new();

@@ -13,6 +13,7 @@ use super::{SyncError, events, modified, per_parent, removals, whole};
 use crate::api::Client;
 use crate::catalog::log::Status;
 use crate::catalog::{self, Strategy, Table};
+use crate::store::Lake;
 use crate::store::{Outputs, Scope};
 
 /// What the report and `status` say of a table the account's plan refuses.
@@ -30,7 +31,8 @@ fn unavailable_sentence(table: &'static Table, run: &Run<'_>) -> String {
 pub async fn sync(outputs: &Outputs, settings: &SyncSettings, observer: &dyn Observer) -> Result<SyncReport, SyncError> {
     let _lock = outputs.lock()?;
     let client = Client::new(settings.client.clone())?;
-    let run = Run::new(outputs, settings, client, observer);
+    let lake = Lake::open(&outputs.lake, &crate::store::lake::process_env)?;
+    let run = Run::new(outputs, settings, client, lake, observer);
     let mut ledger = Ledger::default();
     let outcome = async {
         prepare(&run, &mut ledger)?;
@@ -215,7 +217,8 @@ fn finish(run: &Run<'_>, ledger: &mut Ledger, started_at: chrono::DateTime<Utc>,
         started_at,
         finished_at: Utc::now(),
         duckdb: run.outputs.duckdb.display().to_string(),
-        parquet: run.outputs.parquet.display().to_string(),
+        parquet: run.lake.files().describe(""),
+        lake: run.lake.spec.format.name(),
         tables,
         requests: ledger.usage.requests,
         rate_limited: ledger.usage.rate_limited,

@@ -12,7 +12,7 @@ use super::settings::{Method, SyncSettings, TableChoice};
 use crate::api::{Client, ClientConfig, Credentials};
 use crate::catalog::{self, Table};
 use crate::catalog::EventType;
-use crate::store::{LogFilter, Outputs, ParquetFolder, Warehouse};
+use crate::store::{Lake, LogFilter, Outputs, Warehouse};
 
 pub(crate) struct Fixture {
     pub sim: Simulator,
@@ -56,7 +56,8 @@ impl Fixture {
 
     /// A run with its tables created and its bookmarks read.
     pub fn start(&self) -> (Run<'_>, Ledger) {
-        let run = Run::new(&self.outputs, &self.settings, Client::new(self.settings.client.clone()).unwrap(), &Quiet);
+        let lake = Lake::open(&self.outputs.lake, &|_| None).unwrap();
+        let run = Run::new(&self.outputs, &self.settings, Client::new(self.settings.client.clone()).unwrap(), lake, &Quiet);
         let mut ledger = Ledger::default();
         prepare(&run, &mut ledger).expect("the run starts");
         (run, ledger)
@@ -64,7 +65,7 @@ impl Fixture {
 
     /// The rows a table holds in the DuckDB file.
     pub fn rows(&self, table: &Table) -> i64 {
-        let status = Warehouse::new(&self.outputs.duckdb).read().unwrap().status(&ParquetFolder::new(&self.outputs.parquet)).unwrap();
+        let status = Warehouse::new(&self.outputs.duckdb).read().unwrap().status(Lake::open(&self.outputs.lake, &|_| None).ok().as_ref()).unwrap();
         status.tables.iter().find(|t| t.table == table.name).and_then(|t| t.rows).unwrap_or(0)
     }
 

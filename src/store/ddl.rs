@@ -16,6 +16,8 @@ pub(super) const STALE_ROWS_TABLE: &str = "_helpscout_stale_rows";
 /// next slice_start)`, the first starting at the smallest BIGINT.
 pub(super) const SLICES_TABLE: &str = "_helpscout_lake_slices";
 pub(super) const JOIN_KEYS_TABLE: &str = "_helpscout_join_keys";
+/// Which lake each table's slices were exported to, and the Delta version holding them.
+pub(super) const LAKE_TABLES: &str = "_helpscout_lake_tables";
 
 /// The tool's own tables.
 const INTERNAL_DDL: &str = r#"
@@ -50,6 +52,12 @@ CREATE TABLE IF NOT EXISTS _helpscout_lake_slices (
   slice_start BIGINT NOT NULL,
   rows BIGINT NOT NULL,
   PRIMARY KEY (table_name, partition_value, slice_start)
+);
+CREATE TABLE IF NOT EXISTS _helpscout_lake_tables (
+  table_name VARCHAR PRIMARY KEY,
+  lake VARCHAR NOT NULL,
+  delta_version BIGINT,
+  exported_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS _helpscout_join_keys (
   join_key VARCHAR PRIMARY KEY,

@@ -1,4 +1,4 @@
-//! The store: the DuckDB file (the committed truth) with a private connection, the lake folder
+//! The store: the DuckDB file (the committed truth) with a private connection, the lake
 //! derived from it, the tool's own tables (bookmarks, runs, stale partitions, join keys,
 //! tombstones), the integration log, and the bundled views. All SQL lives here.
 //!
@@ -14,7 +14,7 @@ mod log_page;
 mod log_query;
 mod outbox;
 mod outputs;
-mod parquet;
+pub mod lake;
 mod reports;
 mod rows;
 mod runs;
@@ -30,7 +30,8 @@ pub use log_page::{FailureGroup, HourOutcome, LogRow};
 pub use log_query::{Cursor, LogFilter, PendingRetry, Summary};
 pub use outbox::{DeliveryState, OutboundEvent, Outbox, OutboxCounts, Queue, Queued, Received, submission_source_id};
 pub use outputs::{Outputs, RunLock};
-pub use parquet::{DATA_FILE, ParquetFolder, partition_key};
+pub use lake::{DATA_FILE, Lake, LakeFormat, LakeLocation, LakeSpec, Vacuumed, partition_key};
+pub use log::LOG_TABLE;
 pub use reports::{HappinessBy, ProductivityBy, UsageBy};
 pub use runs::{LastRun, StatusReport, TableStatus, reset};
 pub use views::{VIEWS, ViewFileStatus, ObjectKind, objects};
@@ -52,8 +53,14 @@ pub enum StoreError {
     SchemaMismatch { table: String, path: String, found: String, expected: String },
     #[error("DuckDB error while {doing}: {source}")]
     Db { doing: String, source: duckdb::Error },
-    #[error("Cannot write the lake folder {path}: {reason}; choose a writable `output.parquet` folder.")]
+    #[error("Cannot write the lake at {path}: {reason}; check that `output.lake_uri` is writable (and, for S3, the bucket and the AWS_* settings).")]
     LakeIo { path: String, reason: String },
+    #[error("The lake's S3 settings cannot be used: {reason}")]
+    LakeConfig { reason: String },
+    #[error("Another writer committed version {version} of the Delta table {table} while this sync was writing it; only one helpscout-etl may write a lake: stop the other one (or give each its own `output.lake_uri`) and run again.")]
+    LakeConflict { table: String, version: i64 },
+    #[error("The Delta table {table} cannot be read or written: {reason}")]
+    Delta { table: String, reason: String },
     #[error("Writing Parquet for {table} failed: {reason}")]
     LakeEncode { table: String, reason: String },
     #[error("Another sync is already writing to {path}; wait for it to finish (its lock is {lock}).")]

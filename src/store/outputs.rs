@@ -1,22 +1,29 @@
-//! Where a sync writes: the DuckDB file, the lake folder, and the tool's private state beside
+//! Where a sync writes: the DuckDB file, the lake, and the tool's private state beside
 //! them (the run lock, the rotated refresh token).
 
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
+use super::lake::{LakeFormat, LakeLocation, LakeSpec};
 
 /// Where things are written. Read-only commands need nothing else.
 #[derive(Debug, Clone)]
 pub struct Outputs {
     pub dir: PathBuf,
     pub duckdb: PathBuf,
-    pub parquet: PathBuf,
+    pub lake: LakeSpec,
 }
 
 impl Outputs {
     pub fn under(dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
-        Outputs { duckdb: dir.join("helpscout.duckdb"), parquet: dir.join("parquet"), dir }
+        let lake = LakeSpec { format: LakeFormat::Parquet, location: LakeLocation::Local(dir.join("parquet")) };
+        Outputs { duckdb: dir.join("helpscout.duckdb"), lake, dir }
+    }
+
+    /// The lake's default place for its format: `OUTPUT/parquet` or `OUTPUT/delta`.
+    pub fn default_lake(&self, format: LakeFormat) -> LakeSpec {
+        LakeSpec { format, location: LakeLocation::Local(self.dir.join(format.name())) }
     }
 
     /// The tool's private state (lock, rotated refresh token), beside the DuckDB file.

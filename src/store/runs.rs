@@ -5,8 +5,8 @@ use duckdb::params;
 use serde::Serialize;
 
 use super::bookmarks::Scope;
-use super::ddl::{DIRTY_TABLE, RUNS_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, STATE_TABLE, quote_ident};
-use super::parquet::ParquetFolder;
+use super::ddl::{DIRTY_TABLE, LAKE_TABLES, RUNS_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, STATE_TABLE, quote_ident};
+use super::lake::Lake;
 use super::{Outputs, Reader, StoreError, Tx, Warehouse, db};
 use crate::catalog::{self, Table};
 
@@ -21,7 +21,8 @@ pub struct TableStatus {
     /// The latest cursor (markers of removal checks and report windows are left out).
     pub bookmark: Option<String>,
     pub last_synced_at: Option<String>,
-    pub parquet_files: usize,
+    /// Data files of the table in the lake now (None: the lake could not be read).
+    pub parquet_files: Option<usize>,
     /// Since when the account's plan has refused the table (HTTP 403); syncs skip it quietly.
     pub unavailable_since: Option<String>,
 }
@@ -66,7 +67,7 @@ const ISO: &str = "'%Y-%m-%dT%H:%M:%SZ'";
 
 impl Reader {
     /// Bookmarks, last run and row counts per table.
-    pub fn status(&self, lake: &ParquetFolder) -> Result<StatusReport, StoreError> {
+    pub fn status(&self, lake: Option<&Lake>) -> Result<StatusReport, StoreError> {
         let existing = self.table_names()?;
         if !existing.iter().any(|t| t == STATE_TABLE) {
             return Err(StoreError::NoData { path: self.path.display().to_string() });
@@ -109,7 +110,7 @@ impl Reader {
                 rows,
                 bookmark,
                 last_synced_at: synced,
-                parquet_files: lake.files(table.name).len(),
+                parquet_files: lake.and_then(|l| l.table_files(table.name).ok()),
             });
         }
         let last_run = self
@@ -134,12 +135,12 @@ pub fn reset(outputs: &Outputs, tables: &[&'static Table]) -> Result<(), StoreEr
             tx.conn
                 .execute_batch(&format!("DROP TABLE IF EXISTS {}", quote_ident(table.name)))
                 .map_err(db(format!("resetting {}", table.name)))?;
-            for internal in [STATE_TABLE, DIRTY_TABLE, STALE_ROWS_TABLE, SLICES_TABLE] {
+            for internal in [STATE_TABLE, DIRTY_TABLE, STALE_ROWS_TABLE, SLICES_TABLE, LAKE_TABLES] {
                 tx.conn.execute(&format!("DELETE FROM {internal} WHERE table_name = ?"), [table.name]).map_err(db(format!("resetting {}", table.name)))?;
             }
         }
         Ok::<_, StoreError>(())
     })?;
-    let lake = ParquetFolder::new(&outputs.parquet);
-    tables.iter().try_for_each(|t| lake.remove_table(t))
+    let lake = Lake::open(&outputs.lake, &super::lake::process_env)?;
+    tables.iter().try_for_each(|t| lake.remove_table(t.name))
 }

@@ -287,3 +287,71 @@ pub fn report(path: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The current snapshot of a Delta table under `lake` (a local folder), read with the Delta
+/// kernel itself: every data file its log names, as JSON rows keyed by primary key. None when
+/// there is no table.
+pub fn delta_rows(lake: &Path, table: &str) -> Option<Rows> {
+    let contract = contract_table(table);
+    let (_version, files) = delta_snapshot(lake, table, None)?;
+    let rows = parquet_files_rows(&files, &contract.columns.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    let count = rows.len();
+    let keyed = keyed(contract, rows);
+    assert_eq!(keyed.len(), count, "{table}: duplicate primary keys in the Delta snapshot");
+    Some(keyed)
+}
+
+/// A Delta table's version and data files (local paths), latest or `at` a version.
+pub fn delta_snapshot(lake: &Path, table: &str, at: Option<u64>) -> Option<(u64, Vec<PathBuf>)> {
+    use delta_kernel_default_engine::DefaultEngineBuilder;
+    use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
+    let dir = lake.join(table);
+    if !dir.join("_delta_log").exists() {
+        return None;
+    }
+    let url = url::Url::from_directory_path(std::fs::canonicalize(&dir).unwrap()).unwrap();
+    // The kernel blocks on a runtime of its own; a plain thread keeps it off the test's.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let executor = TokioMultiThreadExecutor::new_owned_runtime(Some(1), None).unwrap();
+            let engine = DefaultEngineBuilder::new(std::sync::Arc::new(object_store::local::LocalFileSystem::new())).with_task_executor(std::sync::Arc::new(executor)).build();
+            let mut builder = delta_kernel::Snapshot::builder_for(url.as_str());
+            if let Some(v) = at {
+                builder = builder.at_version(v);
+            }
+            let snapshot = builder.build(&engine).expect("the Delta table reads");
+            let version = snapshot.version();
+            let scan = snapshot.scan_builder().build().unwrap();
+            let mut paths: Vec<String> = Vec::new();
+            for item in scan.scan_metadata(&engine).unwrap() {
+                fn push(out: &mut Vec<String>, f: delta_kernel::scan::state::ScanFile) {
+                    out.push(f.path);
+                }
+                paths = item.unwrap().visit_scan_files(paths, push).unwrap();
+            }
+            let files = paths.iter().map(|p| url.join(p).unwrap().to_file_path().unwrap()).collect();
+            Some((version, files))
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// The rows of Parquet files, projected to `columns`.
+pub fn parquet_files_rows(files: &[PathBuf], columns: &[String]) -> Vec<Map<String, Value>> {
+    let mut batches = Vec::new();
+    for file in files {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap()).unwrap().build().unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let idx: Vec<usize> = columns.iter().map(|c| batch.schema().index_of(c).expect("contract column in the file")).collect();
+            batches.push(batch.project(&idx).unwrap());
+        }
+    }
+    batches_to_json(&batches)
+}
+
+/// JSON rows keyed by the contract's primary key of `table`.
+pub fn keyed_by_contract(table: &str, rows: Vec<Map<String, Value>>) -> Rows {
+    keyed(contract_table(table), rows)
+}

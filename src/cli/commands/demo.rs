@@ -20,7 +20,7 @@ use crate::store::Outbox;
 use crate::web::{self, Role, ServeConfig};
 
 /// Files the demo owns in its folder; anything else there means the folder is not the demo's.
-const DEMO_ENTRIES: &[&str] = &["helpscout.duckdb", "helpscout.duckdb.wal", "parquet", ".helpscout-etl"];
+const DEMO_ENTRIES: &[&str] = &["helpscout.duckdb", "helpscout.duckdb.wal", "parquet", "delta", ".helpscout-etl"];
 
 pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     clear_previous_demo(&args.dir)?;
@@ -92,7 +92,7 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     )?;
 
     let db = settings.outputs.duckdb.display().to_string();
-    let parquet = settings.outputs.parquet.display().to_string();
+    let parquet = settings.outputs.lake.location.to_string();
     writeln!(
         out,
         r#"

@@ -3,20 +3,23 @@
 use std::io::Write;
 
 use crate::catalog::{self, Table};
-use crate::cli::args::{OutputArgs, ResetArgs};
+use crate::cli::args::{OutputArgs, ResetArgs, VacuumArgs};
 use crate::cli::config::{self, table_named};
 use crate::cli::exit::Exit;
 use crate::cli::render;
-use crate::store::{self, Cell, Grid, ParquetFolder, Warehouse};
+use crate::store::{self, Cell, Grid, Lake, Warehouse};
 
 pub fn status(args: &OutputArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let outputs = config::load_outputs(args.config.as_deref(), &args.overrides())?;
-    let status = Warehouse::new(&outputs.duckdb).read()?.status(&ParquetFolder::new(&outputs.parquet))?;
+    // A lake that cannot be opened (S3 settings missing here) leaves its file counts empty.
+    let lake = Lake::open(&outputs.lake, &store::lake::process_env).ok();
+    let status = Warehouse::new(&outputs.duckdb).read()?.status(lake.as_ref())?;
     if args.json {
         write!(out, "{}", render::json(&status))?;
         return Ok(Exit::Success);
     }
     writeln!(out, "DuckDB: {}", status.duckdb)?;
+    writeln!(out, "Lake: {} ({})", outputs.lake.location, outputs.lake.format.name())?;
     match &status.last_run {
         Some(r) => writeln!(
             out,
@@ -41,7 +44,7 @@ pub fn status(args: &OutputArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                     Cell::Text(if t.unavailable_since.is_some() { "unavailable on this plan".into() } else { t.sync.into() }),
                     text(&t.bookmark),
                     text(&t.last_synced_at),
-                    Cell::Int(t.parquet_files as i128),
+                    t.parquet_files.map(|n| Cell::Int(n as i128)).unwrap_or(Cell::Null),
                 ]
             })
             .collect(),
@@ -83,6 +86,44 @@ pub fn reset(args: &ResetArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     store::reset(&outputs, &tables)?;
     let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
     writeln!(out, "Reset {}: the next sync reloads {}.", names.join(", "), if names.len() == 1 { "it" } else { "them" })?;
+    Ok(Exit::Success)
+}
+
+pub fn vacuum(args: &VacuumArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let outputs = config::load_outputs(args.output.config.as_deref(), &args.output.overrides())?;
+    if outputs.lake.format == store::LakeFormat::Parquet {
+        writeln!(out, "The lake at {} is hive Parquet, whose files are replaced in place: there is nothing to vacuum.", outputs.lake.location)?;
+        return Ok(Exit::Success);
+    }
+    // No sync writes while files go (a sync's new files are also protected by their age).
+    let _lock = outputs.lock()?;
+    let lake = Lake::open(&outputs.lake, &store::lake::process_env)?;
+    let mut tables: Vec<&str> = catalog::ALL.iter().map(|t| t.name).collect();
+    tables.push(store::LOG_TABLE);
+    let done = lake.vacuum(&tables, args.retain)?;
+    if args.output.json {
+        write!(out, "{}", render::json(&done))?;
+        return Ok(Exit::Success);
+    }
+    let grid = Grid {
+        columns: ["table", "version", "oldest kept version", "files kept", "files deleted", "MB deleted"].map(String::from).to_vec(),
+        rows: done
+            .iter()
+            .map(|v| {
+                vec![
+                    Cell::Text(v.table.clone()),
+                    Cell::Int(v.version.into()),
+                    Cell::Int(v.oldest_kept_version.into()),
+                    Cell::Int(v.files_kept.into()),
+                    Cell::Int(v.files_deleted.into()),
+                    Cell::Float(v.bytes_deleted as f64 / 1e6),
+                ]
+            })
+            .collect(),
+    };
+    write!(out, "{}", render::text(&grid))?;
+    let deleted: u64 = done.iter().map(|v| v.files_deleted).sum();
+    writeln!(out, "Deleted {deleted} files no snapshot of the last {} needs.", humantime::format_duration(args.retain))?;
     Ok(Exit::Success)
 }
 

@@ -68,7 +68,7 @@ pub fn write_report(out: &mut dyn Write, report: &SyncReport, json: bool) -> std
         report.parquet_partitions_written,
         report.parquet_bytes_written as f64 / 1e6
     )?;
-    writeln!(out, "DuckDB: {}   Parquet: {}", report.duckdb, report.parquet)?;
+    writeln!(out, "DuckDB: {}   Lake ({}): {}", report.duckdb, report.lake, report.parquet)?;
     if let Some(e) = &report.error {
         writeln!(out, "error: {e}")?;
     }

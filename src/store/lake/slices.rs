@@ -1,34 +1,27 @@
-//! The Parquet lake folder: one hive-style folder per table, partitioned by the month of a
-//! column that never changes for a record (`created_at_month=2024-06/`), small tables as one file.
+//! Which slices of the lake to rewrite: a commit records the slice key of every row it changes
+//! (`_helpscout_stale_rows`), the export rewrites those slices from DuckDB — the committed
+//! truth — and hands the files to the lake's publisher, then clears the marks in the same
+//! DuckDB transaction. A crash before that commit leaves the marks, and the next run rewrites
+//! the same slices again.
 //!
-//! Partitions are rewritten from DuckDB — the committed truth — whenever a commit marked them
-//! stale, so each holds exactly the table's current rows. A partition file is written aside and
-//! renamed over the old one: readers never see half a file. A crash between a DuckDB commit and
-//! the rewrite leaves the partition marked stale, and the next run rewrites it.
+//! Tables are partitioned by the month of a column that never changes for a record
+//! (`created_at_month=2024-06/`); small tables are one partition.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use std::sync::Arc;
 
-use super::ddl::{DIRTY_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, quote_ident};
-use super::log::LOG_TABLE;
-use super::{StoreError, Tx};
+use super::publish::{FIRST, Partition, Publisher};
+use super::{Lake, LakeFormat};
+use crate::store::ddl::{DIRTY_TABLE, LAKE_TABLES, SLICES_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
+use crate::store::log::LOG_TABLE;
+use crate::store::{StoreError, Tx};
 use crate::catalog::Table;
 
 fn db(table: &str) -> impl Fn(duckdb::Error) -> StoreError + '_ {
     move |source| StoreError::Db { doing: format!("reading {table} for the lake"), source }
-}
-
-#[derive(Debug, Clone)]
-pub struct ParquetFolder {
-    pub root: PathBuf,
 }
 
 /// Name of the hive partition key derived from a column.
@@ -36,41 +29,12 @@ pub fn partition_key(column: &str) -> String {
     format!("{column}_month")
 }
 
-/// The name of every data file (one per partition).
+/// The name of the first slice's file of a hive partition.
 pub const DATA_FILE: &str = "data.parquet";
 
-impl ParquetFolder {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        ParquetFolder { root: root.into() }
-    }
-
-    pub fn table_dir(&self, table: &str) -> PathBuf {
-        self.root.join(table)
-    }
-
-    fn partition_dir(&self, table: &Table, value: &str) -> PathBuf {
-        match table.partition_month_of {
-            Some(col) => self.table_dir(table.name).join(format!("{}={}", partition_key(col), value)),
-            None => self.table_dir(table.name),
-        }
-    }
-
-    /// Files currently in a table's folder (for tests and `status`).
-    pub fn files(&self, table: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        collect(&self.table_dir(table), &mut out);
-        out.sort();
-        out
-    }
-
-    /// Removes a table's folder (`reset`).
-    pub fn remove_table(&self, table: &Table) -> Result<(), StoreError> {
-        let dir = self.table_dir(table.name);
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(|e| StoreError::LakeIo { path: dir.display().to_string(), reason: e.to_string() })?;
-        }
-        Ok(())
-    }
+/// The partition of `table` holding `value`.
+fn partition(table: &Table, value: &str) -> Partition {
+    Partition { table: table.name.to_string(), by: table.partition_month_of.map(|c| (partition_key(c), value.to_string())) }
 }
 
 /// A slice is cut in pieces of this many rows once it holds more than twice as many: a
@@ -85,12 +49,6 @@ pub struct Exported {
     pub bytes: u64,
     /// Stale slices remain (the commit's time budget ran out).
     pub more: bool,
-}
-
-/// The file of the slice starting at `start`: `data.parquet` for the first, so that a
-/// partition of one slice looks as it always did.
-fn slice_file(start: i64) -> String {
-    if start == i64::MIN { DATA_FILE.to_string() } else { format!("data-{start}.parquet") }
 }
 
 /// The epoch-microsecond bounds of a month partition (`2024-06`), `[first, next)`.
@@ -145,32 +103,79 @@ impl Tx<'_> {
         Ok(values)
     }
 
+    /// Makes `lake` the one `table` is exported to. A table exported to another lake before (or
+    /// to none) is marked stale whole, so the new lake gets all of it; a hive lake on local disk
+    /// met with no record is the folder earlier versions wrote, taken as it is. Returns whether
+    /// the table is new to the lake.
+    fn claim_lake(&self, lake: &Lake, table: &str, partitioned_by: Option<&Table>) -> Result<bool, StoreError> {
+        let identity = lake.spec.identity();
+        let held: Option<String> = self
+            .conn
+            .query_row(&format!("SELECT lake FROM {LAKE_TABLES} WHERE table_name = ?"), [table], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if matches!(e, duckdb::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })
+            .map_err(db(table))?;
+        if held.as_deref() == Some(identity.as_str()) {
+            return Ok(false);
+        }
+        let adopt = held.is_none() && lake.spec.format == LakeFormat::Parquet && lake.spec.location.local().is_some();
+        self.conn
+            .execute(&format!("INSERT OR REPLACE INTO {LAKE_TABLES} VALUES (?, ?, NULL, now())"), duckdb::params![table, identity])
+            .map_err(db(table))?;
+        if adopt {
+            return Ok(false);
+        }
+        if let Some(t) = partitioned_by {
+            for internal in [SLICES_TABLE, STALE_ROWS_TABLE] {
+                self.conn.execute(&format!("DELETE FROM {internal} WHERE table_name = ?"), [table]).map_err(db(table))?;
+            }
+            self.conn
+                .execute_batch(&format!("INSERT OR IGNORE INTO {DIRTY_TABLE} SELECT DISTINCT {}, {} FROM {}", literal(table), partition_sql(t), quote_ident(table)))
+                .map_err(db(table))?;
+        }
+        Ok(true)
+    }
+
+    /// Records the Delta version that holds what this transaction exported of `table`.
+    fn record_lake_version(&self, table: &str, version: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(&format!("UPDATE {LAKE_TABLES} SET delta_version = ?, exported_at = now() WHERE table_name = ?"), duckdb::params![version, table])
+            .map(|_| ())
+            .map_err(db(table))
+    }
+
     /// Rewrites stale slices of `table` from DuckDB — only the slices holding changed rows —
     /// and clears their marks, until none is left or `budget` has passed (at least one slice is
-    /// written). Commit after each call: the marks and the slice list move with the files.
-    pub fn export_stale(&self, lake: &ParquetFolder, table: &Table, schema: &SchemaRef, budget: std::time::Duration) -> Result<Exported, StoreError> {
+    /// written). Commit after each call: the marks and the slice list move with the files, and a
+    /// Delta table's new version is recorded with them.
+    pub fn export_stale(&self, lake: &Lake, table: &Table, schema: &SchemaRef, budget: std::time::Duration) -> Result<Exported, StoreError> {
         let started = std::time::Instant::now();
         let name = table.name;
         let mut done = Exported::default();
+        self.claim_lake(lake, name, Some(table))?;
         // What is stale, and the slices held, read once for the whole table.
         let mut marks: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for (value, at) in self.keyed_longs(&format!("SELECT DISTINCT partition_value, at_us FROM {STALE_ROWS_TABLE} WHERE table_name = ? ORDER BY 1, 2"), name)? {
             marks.entry(value).or_default().push(at);
         }
         let wholes: BTreeSet<String> = self.strings(&format!("SELECT partition_value FROM {DIRTY_TABLE} WHERE table_name = ?"), &[&name], name)?.into_iter().collect();
+        let partitions: BTreeSet<String> = marks.keys().cloned().chain(wholes.iter().cloned()).collect();
+        if partitions.is_empty() {
+            return Ok(done);
+        }
         let mut slices: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for (value, start) in self.keyed_longs(&format!("SELECT partition_value, slice_start FROM {SLICES_TABLE} WHERE table_name = ? ORDER BY 1, 2"), name)? {
             slices.entry(value).or_default().push(start);
         }
-        let partitions: BTreeSet<String> = marks.keys().cloned().chain(wholes.iter().cloned()).collect();
+        let mut publisher = lake.publisher(name, table.partition_month_of.map(partition_key), schema)?;
         for value in partitions {
             if started.elapsed() >= budget && done.files > 0 {
                 done.more = true;
                 break;
             }
             let mut starts = slices.remove(&value).unwrap_or_default();
-            if starts.first() != Some(&i64::MIN) {
-                starts.insert(0, i64::MIN);
+            if starts.first() != Some(&FIRST) {
+                starts.insert(0, FIRST);
             }
             // A whole-partition mark (unpartitioned tables, files of older versions) stales every slice.
             let whole = wholes.contains(&value);
@@ -191,17 +196,17 @@ impl Tx<'_> {
                     break;
                 }
                 let (from, to) = (starts[i], starts.get(i + 1).copied());
-                done.bytes += self.write_slice(lake, table, schema, &value, from, to)?;
+                done.bytes += self.write_slice(publisher.as_mut(), table, schema, &value, from, to)?;
                 done.files += 1;
                 written += 1;
                 ranges.push((from, to));
             }
             // Every stale slice written: every mark of the partition goes, in one statement.
             if written == stale.len() {
-                ranges = vec![(i64::MIN, None)];
+                ranges = vec![(FIRST, None)];
             }
             for (from, to) in ranges {
-                let lower = if from == i64::MIN { String::new() } else { format!(" AND at_us >= {from}") };
+                let lower = if from == FIRST { String::new() } else { format!(" AND at_us >= {from}") };
                 let upper = to.map_or(String::new(), |t| format!(" AND at_us < {t}"));
                 self.conn
                     .execute(&format!("DELETE FROM {STALE_ROWS_TABLE} WHERE table_name = ? AND partition_value = ?{lower}{upper}"), duckdb::params![name, value])
@@ -218,15 +223,18 @@ impl Tx<'_> {
                 done.more = true;
                 break;
             }
-            self.sweep_partition(lake, table, &value)?;
+            self.sweep_partition(publisher.as_mut(), table, &value)?;
             done.partitions += 1;
+        }
+        if let Some(version) = publisher.finish()? {
+            self.record_lake_version(name, version)?;
         }
         Ok(done)
     }
 
     /// Rewrites the slice `[from, to)` of one partition from DuckDB, cut in pieces when it grew
     /// too large, and records its pieces. Returns the bytes written.
-    fn write_slice(&self, lake: &ParquetFolder, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>) -> Result<u64, StoreError> {
+    fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>) -> Result<u64, StoreError> {
         let columns: Vec<String> = schema.fields().iter().map(|f| quote_ident(f.name())).collect();
         let mut filter = Vec::new();
         let mut order: Vec<String> = Vec::new();
@@ -255,81 +263,76 @@ impl Tx<'_> {
         let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(db(table.name))?.collect();
         let batch = arrow::compute::concat_batches(&stmt_schema(&batches, schema), &batches).map_err(|e| StoreError::LakeEncode { table: table.name.into(), reason: e.to_string() })?;
         let batch = conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: table.name.into(), reason })?;
-        let dir = lake.partition_dir(table, value);
         let name = table.name;
+        let part = partition(table, value);
         self.conn
             .execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ? AND slice_start = ?"), duckdb::params![name, value, from])
             .map_err(db(name))?;
         // An empty slice goes, unless it is the partition's first (which stays, possibly empty).
-        if batch.num_rows() == 0 && from != i64::MIN {
-            remove_file(&dir.join(slice_file(from)))?;
-            return Ok(0);
+        if batch.num_rows() == 0 && from != FIRST {
+            return publisher.replace(&part, from, to, vec![]);
         }
         let keys: Vec<i64> = match key {
             Some(col) => {
                 let array = batch.column(schema.index_of(col).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?);
                 let micros = arrow::compute::cast(array, &arrow::datatypes::DataType::Int64).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
                 let micros = micros.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to Int64");
-                (0..micros.len()).map(|i| if arrow::array::Array::is_null(micros, i) { i64::MIN } else { micros.value(i) }).collect()
+                (0..micros.len()).map(|i| if arrow::array::Array::is_null(micros, i) { FIRST } else { micros.value(i) }).collect()
             }
             None => vec![],
         };
         let mut bounds = vec![0];
         bounds.extend(cuts(&keys));
         bounds.push(batch.num_rows());
-        let mut bytes = 0;
+        let mut pieces = Vec::new();
         for w in bounds.windows(2) {
             let (a, b) = (w[0], w[1]);
             let start = if a == 0 { from } else { keys[a] };
-            let piece = batch.slice(a, b - a);
-            bytes += write_file(&dir, &slice_file(start), table.name, schema, std::iter::once(Ok(piece)))?;
+            pieces.push((start, batch.slice(a, b - a)));
             self.conn
                 .execute(&format!("INSERT INTO {SLICES_TABLE} VALUES (?, ?, ?, ?)"), duckdb::params![name, value, start, (b - a) as i64])
                 .map_err(db(name))?;
         }
-        Ok(bytes)
+        publisher.replace(&part, from, to, pieces)
     }
 
     /// Removes files of a partition that its slice list does not name (left by an interrupted
-    /// export), and the partition's folder when it holds no row.
-    fn sweep_partition(&self, lake: &ParquetFolder, table: &Table, value: &str) -> Result<(), StoreError> {
+    /// export), and the whole partition when it holds no row.
+    fn sweep_partition(&self, publisher: &mut dyn Publisher, table: &Table, value: &str) -> Result<(), StoreError> {
         let name = table.name;
-        let dir = lake.partition_dir(table, value);
+        let part = partition(table, value);
         let rows: Vec<i64> = self.longs(&format!("SELECT rows FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ? ORDER BY slice_start"), &[&name, &value], name)?;
         if table.partition_month_of.is_some() && rows.iter().sum::<i64>() == 0 {
             self.conn.execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ?"), duckdb::params![name, value]).map_err(db(name))?;
-            if dir.exists() {
-                fs::remove_dir_all(&dir).map_err(|e| StoreError::LakeIo { path: dir.display().to_string(), reason: e.to_string() })?;
-            }
-            return Ok(());
+            return publisher.drop_partition(&part);
         }
-        let named: Vec<String> = self
-            .longs(&format!("SELECT slice_start FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ?"), &[&name, &value], name)?
-            .into_iter()
-            .map(slice_file)
-            .collect();
-        let Ok(entries) = fs::read_dir(&dir) else { return Ok(()) };
-        for entry in entries.flatten() {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            if file.starts_with("data") && file.ends_with(".parquet") && !named.contains(&file) {
-                remove_file(&entry.path())?;
-            }
-        }
-        Ok(())
+        let kept = self.longs(&format!("SELECT slice_start FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ?"), &[&name, &value], name)?;
+        publisher.sweep(&part, &kept)
     }
 
     /// Rewrites the integration log's files that hold events of `run_id`: each day partition
     /// (`helpscout_log/day=YYYY-MM-DD/`) is cut in files of `LOG_BLOCK` event ids
     /// (`data-{block}.parquet`), so a run rewrites the blocks its events fall in, not the day.
     /// Returns the bytes written.
-    pub fn export_log(&self, lake: &ParquetFolder, run_id: &str) -> Result<u64, StoreError> {
+    pub fn export_log(&self, lake: &Lake, run_id: &str) -> Result<u64, StoreError> {
         let day = "strftime(make_timestamp(epoch_us(\"timestamp\")), '%Y-%m-%d')";
         let block = format!("event_id // {LOG_BLOCK}");
         let mut stmt = self.conn.prepare(&format!("SELECT DISTINCT {day}, {block} FROM {LOG_TABLE} WHERE run_id = ? ORDER BY 1, 2")).map_err(db(LOG_TABLE))?;
         let mut blocks: Vec<(String, i64)> = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db(LOG_TABLE))?.collect::<Result<_, _>>().map_err(db(LOG_TABLE))?;
-        // A day written whole by an earlier version is cut in blocks at once.
-        let whole_days: Vec<String> = blocks.iter().map(|b| b.0.clone()).filter(|d| lake.table_dir(LOG_TABLE).join(format!("day={d}")).join(DATA_FILE).exists()).collect();
-        for d in whole_days.iter().collect::<std::collections::BTreeSet<_>>() {
+        if self.claim_lake(lake, LOG_TABLE, None)? {
+            // New to this lake: every day of the log goes there.
+            let mut stmt = self.conn.prepare(&format!("SELECT DISTINCT {day}, {block} FROM {LOG_TABLE} ORDER BY 1, 2")).map_err(db(LOG_TABLE))?;
+            blocks = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db(LOG_TABLE))?.collect::<Result<_, _>>().map_err(db(LOG_TABLE))?;
+        }
+        if blocks.is_empty() {
+            return Ok(0);
+        }
+        let schema = self.conn.prepare(&format!("SELECT * FROM {LOG_TABLE} LIMIT 0")).map_err(db(LOG_TABLE))?.query_arrow([]).map_err(db(LOG_TABLE))?.get_schema();
+        let mut publisher = lake.publisher(LOG_TABLE, Some("day".into()), &schema)?;
+        let day_of = |d: &str| Partition { table: LOG_TABLE.into(), by: Some(("day".into(), d.to_string())) };
+        // A day written whole by an earlier version (hive `data.parquet`) is cut in blocks at once.
+        let whole_days: BTreeSet<String> = blocks.iter().map(|b| b.0.clone()).filter(|d| lake.holds_whole_day(&day_of(d))).collect();
+        for d in &whole_days {
             let mut stmt = self.conn.prepare(&format!("SELECT DISTINCT {block} FROM {LOG_TABLE} WHERE {day} = ?")).map_err(db(LOG_TABLE))?;
             let all: Vec<i64> = stmt.query_map([d], |r| r.get(0)).map_err(db(LOG_TABLE))?.collect::<Result<_, _>>().map_err(db(LOG_TABLE))?;
             blocks.extend(all.into_iter().map(|b| (d.to_string(), b)));
@@ -344,12 +347,14 @@ impl Tx<'_> {
                 .prepare(&format!("SELECT * FROM {LOG_TABLE} WHERE event_id >= ? AND event_id < ? AND {day} = ? ORDER BY event_id"))
                 .map_err(db(LOG_TABLE))?;
             let batches: Vec<RecordBatch> = stmt.query_arrow(duckdb::params![lo, lo + LOG_BLOCK, d]).map_err(db(LOG_TABLE))?.collect();
-            let Some(schema) = batches.first().map(RecordBatch::schema) else { continue };
-            let dir = lake.table_dir(LOG_TABLE).join(format!("day={d}"));
-            bytes += write_file(&dir, &format!("data-{b}.parquet"), LOG_TABLE, &schema, batches.into_iter().map(Ok))?;
+            let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| StoreError::LakeEncode { table: LOG_TABLE.into(), reason: e.to_string() })?;
+            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), vec![(*b, batch)])?;
         }
         for d in whole_days {
-            remove_file(&lake.table_dir(LOG_TABLE).join(format!("day={d}")).join(DATA_FILE))?;
+            publisher.replace(&day_of(&d), FIRST, Some(FIRST + 1), vec![])?;
+        }
+        if let Some(version) = publisher.finish()? {
+            self.record_lake_version(LOG_TABLE, version)?;
         }
         Ok(bytes)
     }
@@ -358,59 +363,13 @@ impl Tx<'_> {
 /// Event ids per file of a day of the integration log in the lake.
 pub const LOG_BLOCK: i64 = 20_000;
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-}
-
 /// The schema of what DuckDB returned (the contract's when it returned no batch).
 fn stmt_schema(batches: &[RecordBatch], schema: &SchemaRef) -> SchemaRef {
     batches.first().map(RecordBatch::schema).unwrap_or_else(|| Arc::clone(schema))
 }
 
-fn remove_file(path: &Path) -> Result<(), StoreError> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StoreError::LakeIo { path: path.display().to_string(), reason: e.to_string() }),
-    }
-}
-
-/// Writes one file aside, flushes it, renames it over `dir/file`. Returns its size.
-fn write_file(
-    dir: &Path,
-    file_name: &str,
-    table: &str,
-    schema: &SchemaRef,
-    batches: impl Iterator<Item = Result<RecordBatch, String>>,
-) -> Result<u64, StoreError> {
-    let io = |e: std::io::Error| StoreError::LakeIo { path: dir.display().to_string(), reason: e.to_string() };
-    let encode = |reason: String| StoreError::LakeEncode { table: table.into(), reason };
-    fs::create_dir_all(dir).map_err(io)?;
-    let path = dir.join(file_name);
-    let tmp = crate::fsutil::aside(&path);
-    let file = fs::File::create(&tmp).map_err(io)?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| encode(e.to_string()))?;
-    for batch in batches {
-        writer.write(&batch.map_err(encode)?).map_err(|e| encode(e.to_string()))?;
-    }
-    let file = writer.into_inner().map_err(|e| encode(e.to_string()))?;
-    file.sync_all().map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    crate::fsutil::commit_aside(&tmp, &path).map_err(io)?;
-    Ok(size)
-}
-
 /// DuckDB's Arrow output → the contract schema (list item names, nullability).
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+pub(super) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
     let columns = batch
         .columns()
         .iter()
@@ -429,6 +388,8 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::PathBuf;
     use crate::catalog::CONVERSATIONS;
     use crate::convert::{RunStamp, TableConverter};
     use crate::store::{Warehouse, WindowStats};
@@ -462,7 +423,9 @@ mod tests {
     fn a_changed_row_rewrites_its_slice_only_and_an_interrupted_exports_files_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let w = Warehouse::new(dir.path().join("t.duckdb"));
-        let lake = ParquetFolder::new(dir.path().join("parquet"));
+        let root = dir.path().join("parquet");
+        let lake = Lake::local(LakeFormat::Parquet, &root);
+        let local_files = |table: &str| -> Vec<PathBuf> { lake.files().list(table).unwrap().into_iter().map(|o| root.join(o.key)).collect() };
         let conv = TableConverter::new(&CONVERSATIONS, None);
         let schema = conv.schema();
         let mut windows = WindowStats::default();
@@ -489,7 +452,7 @@ mod tests {
         upsert(&w, &mut windows, batch(&conv, 0..5_000, "first"));
         let first = export(&w, &mut windows);
         assert_eq!((first.partitions, first.files), (1, 1), "one slice written, then cut");
-        let files = lake.files("conversations");
+        let files = local_files("conversations");
         assert_eq!(files.len(), 5, "{files:?}");
         let rows = |files: &[PathBuf]| -> i64 {
             use parquet::file::reader::FileReader;
@@ -502,7 +465,7 @@ mod tests {
         let again = export(&w, &mut windows);
         assert_eq!(again.files, 1);
         assert!(again.bytes * 3 < first.bytes, "{} of {} bytes", again.bytes, first.bytes);
-        assert_eq!(rows(&lake.files("conversations")), 5_000);
+        assert_eq!(rows(&local_files("conversations")), 5_000);
 
         // With no time budget each commit writes one slice and says more are stale; the marks
         // of the slices not written yet survive between commits.
@@ -516,7 +479,7 @@ mod tests {
             }
         }
         assert_eq!(calls, [(1, true), (1, true), (1, true), (1, true), (1, false)]);
-        assert_eq!(rows(&lake.files("conversations")), 5_000);
+        assert_eq!(rows(&local_files("conversations")), 5_000);
 
         // The same row received again unchanged is taken out of the stage: nothing to write.
         w.commit(&mut windows, |tx| {
@@ -540,15 +503,15 @@ mod tests {
         upsert(&w, &mut windows, batch(&conv, 10..11, "again"));
         export(&w, &mut windows);
         assert!(!stray.exists());
-        assert_eq!(rows(&lake.files("conversations")), 5_000);
+        assert_eq!(rows(&local_files("conversations")), 5_000);
 
         // A slice that lost its rows goes; a partition that lost all goes with its folder.
         w.commit(&mut windows, |tx| tx.delete_where(&CONVERSATIONS, "id >= 1000 AND id < 2000")).unwrap();
         export(&w, &mut windows);
-        assert_eq!((lake.files("conversations").len(), rows(&lake.files("conversations"))), (4, 4_000));
+        assert_eq!((local_files("conversations").len(), rows(&local_files("conversations"))), (4, 4_000));
         w.commit(&mut windows, |tx| tx.delete_where(&CONVERSATIONS, "true")).unwrap();
         export(&w, &mut windows);
-        assert!(lake.files("conversations").is_empty());
-        assert!(!lake.table_dir("conversations").join("created_at_month=2024-06").exists());
+        assert!(local_files("conversations").is_empty());
+        assert!(!root.join("conversations/created_at_month=2024-06").exists());
     }
 }
