@@ -529,6 +529,33 @@ mod tests {
     }
 
     #[test]
+    fn every_tenth_version_leaves_a_checkpoint_and_vacuum_keeps_what_snapshots_need() {
+        use super::super::{Lake, LakeFormat};
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(LakeFormat::Delta, dir.path());
+        let schema = batch(0..0).schema();
+        let part = Partition { table: "t".into(), by: None };
+        let mut versions = Vec::new();
+        for round in 0..12 {
+            let mut p = lake.publisher("t", None, &schema).unwrap();
+            p.replace(&part, FIRST, None, vec![(FIRST, batch(0..round + 1))]).unwrap();
+            versions.push(p.finish().unwrap().unwrap());
+        }
+        assert_eq!(versions, (0..12).map(|v| v + 1).collect::<Vec<i64>>(), "version 0 creates the table");
+        let log = dir.path().join("t/_delta_log");
+        assert!(log.join("00000000000000000010.checkpoint.parquet").exists(), "a checkpoint at version 10");
+        assert!(log.join("_last_checkpoint").exists());
+        assert_eq!(ids(&lake), (0..12).collect::<Vec<_>>());
+        // Each version replaced the one file: 12 written, 1 current; a long retention keeps
+        // them all, none deletes all but the current.
+        let kept = lake.vacuum(&["t", "absent"], std::time::Duration::from_secs(3600)).unwrap();
+        assert_eq!((kept.len(), kept[0].files_deleted, kept[0].files_kept), (1, 0, 12));
+        let swept = lake.vacuum(&["t"], std::time::Duration::ZERO).unwrap();
+        assert_eq!((swept[0].files_deleted, swept[0].files_kept, swept[0].version), (11, 1, 12));
+        assert_eq!(ids(&lake), (0..12).collect::<Vec<_>>(), "the current snapshot reads whole");
+    }
+
+    #[test]
     fn log_entries_are_known_by_their_twenty_digits_and_adds_by_their_paths() {
         assert_eq!(commit_version("t/_delta_log/00000000000000000012.json"), Some(12));
         assert_eq!(commit_version("t/_delta_log/00000000000000000010.checkpoint.parquet"), None);
