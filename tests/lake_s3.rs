@@ -239,6 +239,13 @@ async fn a_second_writer_on_the_same_bucket_is_stopped_and_the_table_stays_whole
     let get = move |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
     let spec = LakeSpec { format: LakeFormat::Delta, location: LakeLocation::S3 { bucket: "race".into(), prefix: "lake".into() } };
     let (a, b) = (Lake::open(&spec, &get).unwrap(), Lake::open(&spec, &get).unwrap());
+    // Hundreds of requests from inside one task (as a sync's export makes them): each waits on
+    // the lake's runtime without spending this task's cooperative budget (it used to spin).
+    for i in 0..300 {
+        a.files().put(&format!("budget/{i}"), vec![1]).unwrap();
+    }
+    assert_eq!(a.files().list("budget").unwrap().len(), 300);
+    a.files().delete_prefix("budget").unwrap();
     let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false)]));
     let rows = |n: i64| arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(arrow::array::Int64Array::from_iter_values(0..n))]).unwrap();
     let part = Partition { table: "t".into(), by: None };

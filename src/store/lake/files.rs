@@ -48,10 +48,15 @@ pub(super) fn lake_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Runs an object-store call on the lake's runtime and waits for it, from any thread.
+/// Runs an object-store call on the lake's runtime and waits for it, from any thread. The
+/// answer comes back on a plain channel: polling the task's handle from inside another
+/// runtime's task would spin once that task's cooperative budget is spent.
 pub(super) fn block_on<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> T {
-    let handle = lake_runtime().spawn(f);
-    futures::executor::block_on(handle).expect("a lake I/O task does not panic")
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    lake_runtime().spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().expect("a lake I/O task does not panic")
 }
 
 impl std::fmt::Debug for Files {
