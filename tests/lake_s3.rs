@@ -281,3 +281,85 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn percent_decode(s: &str) -> String {
     url::Url::parse(&format!("s3://x/{s}")).ok().and_then(|u| object_store::path::Path::from_url_path(u.path()).ok()).map(|p| p.to_string()).unwrap_or_else(|| s.to_string())
 }
+
+/// How many objects are under `prefix` of the bucket.
+fn count_objects(store: &Arc<dyn ObjectStore>, prefix: &str) -> usize {
+    use futures::TryStreamExt;
+    let store = Arc::clone(store);
+    let prefix = object_store::path::Path::from(prefix);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async { store.list(Some(&prefix)).try_collect::<Vec<_>>().await.map(|v| v.len()).unwrap_or(0) })
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_commits_to_a_bucket_then_a_rerun_converges() {
+    let moto = Moto::start();
+    moto.bucket("kill").await;
+    let store = moto.store("kill");
+    let sim = simulator(100, 32).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(&sim, dir, "delta", "s3://kill/lake");
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap() + "[sync]\nchunk_rows = 20\n").unwrap();
+    // A backfill into another prefix says how many objects a whole run leaves.
+    let probe = dir.join("probe.toml");
+    std::fs::write(&probe, std::fs::read_to_string(&config).unwrap().replace("s3://kill/lake", "s3://kill/probe").replace(&dir.join("delta").display().to_string(), &dir.join("probe").display().to_string())).unwrap();
+    assert!(run(&moto, &["sync", "--quiet"], &probe).status.success());
+    let full = count_objects(&store, "probe");
+    assert!(full > 40, "{full} objects");
+    let mut killed = 0;
+    for kill_at in (1..=5).map(|i| full * i / 6) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_helpscout-etl"));
+        c.args(["sync", "--quiet", "--config"]).arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        for (k, v) in moto.env() {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if count_objects(&store, "lake") >= kill_at {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+                break;
+            }
+        }
+        // The latest snapshot of every table there reads and holds no row twice.
+        for table in ["conversations", "conversation_threads", "customers"] {
+            if count_objects(&store, &format!("lake/{table}/_delta_log")) > 0 {
+                let files = delta_files_in(Arc::clone(&store), &format!("s3://kill/lake/{table}/"));
+                let mut bodies = Vec::new();
+                for f in files {
+                    bodies.push(store.get(&object_store::path::Path::from(format!("lake/{table}/{}", percent_decode(&f)))).await.unwrap().bytes().await.unwrap());
+                }
+                let columns: Vec<String> = contract_table(table).columns.iter().map(|c| c.to_string()).collect();
+                let truth = truth_rows(&sim, table);
+                assert!(keyed_rows(table, parquet_bytes_rows(&bodies, &columns)).keys().all(|k| truth.contains_key(k)), "after a kill at {kill_at}: {table}");
+            }
+        }
+    }
+    assert!(killed >= 3, "most runs were killed mid-way ({killed})");
+    let o = run(&moto, &["sync", "--quiet"], &config);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for table in ["conversations", "conversation_threads", "customers", "users"] {
+        let files = delta_files_in(Arc::clone(&store), &format!("s3://kill/lake/{table}/"));
+        let mut bodies = Vec::new();
+        for f in files {
+            bodies.push(store.get(&object_store::path::Path::from(format!("lake/{table}/{}", percent_decode(&f)))).await.unwrap().bytes().await.unwrap());
+        }
+        let columns: Vec<String> = contract_table(table).columns.iter().map(|c| c.to_string()).collect();
+        let got = keyed_rows(table, parquet_bytes_rows(&bodies, &columns));
+        if let Some(m) = difference(table, "Delta on S3", &truth_rows(&sim, table), &got) {
+            panic!("{m}");
+        }
+    }
+    sim.stop().await;
+}
