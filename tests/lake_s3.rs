@@ -20,15 +20,20 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
-        let server = venv.join("bin/moto_server");
-        if !server.exists() {
-            assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success(), "python3 -m venv");
-            let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "moto[server]"]).status().unwrap();
-            assert!(pip.success(), "pip install moto[server]");
-        }
+        // Installed once (the tests of this file start in parallel), into the build folder.
+        static INSTALLED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let server = INSTALLED.get_or_init(|| {
+            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
+            let server = venv.join("bin/moto_server");
+            if !server.exists() {
+                assert!(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).status().unwrap().success(), "python3 -m venv");
+                let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "moto[server]"]).status().unwrap();
+                assert!(pip.success(), "pip install moto[server]");
+            }
+            server
+        });
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&server).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new(server).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let endpoint = format!("http://127.0.0.1:{port}");
         // Ready when it answers a request (it takes a second or two to import).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
