@@ -169,3 +169,56 @@ async fn sigkill_during_delta_commits_then_a_rerun_converges_and_no_snapshot_is_
     assert_delta_matches_truth(&sim, &out);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_at_once_on_one_lake_end_with_the_tables_whole_and_a_conflict_told_in_one_sentence() {
+    let sim = simulator(100, 24).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("shared-lake");
+    // Two output folders (two DuckDB files, so no lock keeps them apart) writing one lake.
+    let configs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let path = tmp.path().join(format!("{name}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "start_date = \"2015-01-01\"\n[helpscout]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nbase_url = \"{}\"\ntoken_url = \"{}\"\nrequest_timeout_secs = 2\nrate_window_secs = {}\n[output]\ndir = \"{}\"\nlake = \"delta\"\nlake_uri = \"{}\"\n[sync]\nchunk_rows = 20\n",
+                    sim.config().client_id,
+                    sim.config().client_secret,
+                    sim.base_url(),
+                    sim.token_url(),
+                    sim.config().rate_window.as_secs_f64(),
+                    tmp.path().join(name).display(),
+                    lake.display()
+                ),
+            )
+            .unwrap();
+            path
+        })
+        .collect();
+    let sync = |config: &Path| std::process::Command::new(env!("CARGO_BIN_EXE_helpscout-etl")).args(["sync", "--quiet", "--config"]).arg(config).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let children = [sync(&configs[0]), sync(&configs[1])];
+    let mut conflicts = 0;
+    for (child, config) in children.into_iter().zip(&configs) {
+        let o = child.wait_with_output().unwrap();
+        if !o.status.success() {
+            // The run's report (stdout) ends with the one sentence.
+            let report = String::from_utf8_lossy(&o.stdout);
+            let last = report.lines().last().unwrap_or_default();
+            assert!(last.starts_with("error: Another writer committed version") && last.contains("only one helpscout-etl may write a lake") && !report.contains("panicked"), "exit {:?}: {report}", o.status);
+            conflicts += 1;
+            // The run that was stopped is run again, and completes.
+            assert!(sync(config).wait().unwrap().success());
+        }
+    }
+    // Whoever won each commit, the tables are whole: every snapshot equals the truth.
+    for table in helpscout_sim::contract::TABLES.iter().map(|t| t.name) {
+        let truth = truth_rows(&sim, table);
+        let delta = delta_rows(&lake, table).unwrap();
+        if let Some(m) = difference(table, &format!("Delta after two writers ({conflicts} stopped)"), &truth, &delta) {
+            panic!("{m}");
+        }
+    }
+    sim.stop().await;
+}
