@@ -222,3 +222,36 @@ async fn two_writers_at_once_on_one_lake_end_with_the_tables_whole_and_a_conflic
     }
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_rows_written_or_updated_by_a_delivery_after_the_sync_reach_the_lake() {
+    use helpscout_etl::deliver::{self, Delivery, FormSettings, PushSettings, intake};
+    let sim = simulator(20, 25).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let settings = delta_settings(&sim, dir);
+    sync_ok(&settings).await;
+    let mailbox = sim.ground_truth_table("mailboxes").unwrap()[0]["id"].as_i64().unwrap();
+    let form = FormSettings { name: "contact".into(), secret: Some("s3cret-s3cret-s3cret".into()), mailbox_id: mailbox, tags: vec![], imported: true, auto_reply: false };
+    let push = PushSettings { forms: [("contact".to_string(), form)].into(), recheck_after: std::time::Duration::ZERO, ..Default::default() };
+    let mut outbox = helpscout_etl::store::Outbox::open(settings.outputs.outbox()).unwrap();
+    for (id, email) in [("s-1", "jane@example.com"), ("s-2", "not an email")] {
+        let fields = [("submission_id", id), ("email", email), ("subject", "Hello"), ("message", "Hi")];
+        let (s, given) = intake::submission("contact", fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
+        deliver::receive(&mut outbox, &push, &s, given).unwrap();
+    }
+    drop(outbox);
+    let client = helpscout_etl::api::Client::new(settings.sync.client.clone()).unwrap();
+    Delivery::new(&settings.outputs, client, &push).unwrap().run(std::time::Duration::from_secs(10)).await.unwrap();
+    // Each row as DuckDB holds it (Pending rows updated to Success or Failed) is in the lake's
+    // log, once, without another sync.
+    let columns = ["event_id".to_string(), "status".to_string()];
+    let files = delta_snapshot(&dir.join("delta"), "helpscout_log", None).unwrap().1;
+    let mut lake: Vec<String> = parquet_files_rows(&files, &columns).iter().map(|r| format!("{}:{}", r["event_id"], r["status"])).collect();
+    lake.sort();
+    let mut held: Vec<String> = rows(&duckdb_path(dir), "SELECT event_id, status FROM helpscout_log").into_iter().map(|r| format!("{}:\"{}\"", r[0], r[1])).collect();
+    held.sort();
+    assert_eq!(lake, held);
+    assert!(held.iter().any(|r| r.ends_with(":\"Failed\"")) && held.iter().any(|r| r.ends_with(":\"Success\"")), "{held:?}");
+    sim.stop().await;
+}

@@ -115,6 +115,9 @@ pub struct DemoArgs {
     /// Seed of the simulated account.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The lake's format: parquet (hive folders in DIR/parquet) or delta (Delta tables in DIR/delta).
+    #[arg(long, value_name = "parquet|delta", default_value = "parquet")]
+    pub lake: String,
     /// Then serve the log page on the demo's outputs, with a demo Administrator (its one-time
     /// password is printed).
     #[arg(long)]

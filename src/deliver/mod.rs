@@ -180,9 +180,23 @@ pub fn mirror(outputs: &Outputs, outbox: &Outbox, wait: Duration) -> Result<u64,
         })?;
         if more == 0 {
             outbox.set_copied_hint(newest)?;
+            if copied > 0 {
+                export_log(outputs, &warehouse);
+            }
             return Ok(copied);
         }
         copied += more as u64;
+    }
+}
+
+/// Brings the lake's copy of the log up to date with the rows just copied, when no sync is
+/// writing (a running sync exports them at its end, as does the next one if this fails: the
+/// stale blocks stay marked until exported).
+fn export_log(outputs: &Outputs, warehouse: &Warehouse) {
+    let Ok(_lock) = outputs.lock() else { return };
+    let exported = crate::store::Lake::open(&outputs.lake, &crate::store::lake::process_env).and_then(|lake| warehouse.commit(&mut WindowStats::default(), |tx| tx.export_log(&lake, None)));
+    if let Err(e) = exported {
+        tracing::warn!(error = %e, "the lake's copy of the log was not brought up to date; the next sync does it");
     }
 }
 

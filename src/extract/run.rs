@@ -234,7 +234,7 @@ fn finish(run: &Run<'_>, ledger: &mut Ledger, started_at: chrono::DateTime<Utc>,
     let json = serde_json::to_string(&report).unwrap_or_default();
     let recorded = ledger.commit(&run.store, |tx| {
         tx.finish_run(run_id, report.status.as_str(), &json)?;
-        tx.export_log(&run.lake, run_id)
+        tx.export_log(&run.lake, Some(run_id))
     });
     match recorded {
         Ok(bytes) => report.parquet_bytes_written += bytes,

@@ -11,13 +11,21 @@ pub(super) const RUNS_TABLE: &str = "_helpscout_runs";
 pub(super) const DIRTY_TABLE: &str = "_helpscout_dirty_partitions";
 /// Rows whose lake slice is stale: the slice key (the partition column in epoch microseconds)
 /// of each changed row, per partition.
-pub(super) const STALE_ROWS_TABLE: &str = "_helpscout_stale_rows";
+pub(crate) const STALE_ROWS_TABLE: &str = "_helpscout_stale_rows";
 /// The files of each lake partition: slices of the partition column, each `[slice_start,
 /// next slice_start)`, the first starting at the smallest BIGINT.
 pub(super) const SLICES_TABLE: &str = "_helpscout_lake_slices";
 pub(super) const JOIN_KEYS_TABLE: &str = "_helpscout_join_keys";
 /// Which lake each table's slices were exported to, and the Delta version holding them.
 pub(super) const LAKE_TABLES: &str = "_helpscout_lake_tables";
+
+/// Stale lake slices (also created with the log: the outbox's copy of log rows marks them in a
+/// file no sync has prepared yet).
+pub(super) const STALE_ROWS_DDL: &str = "CREATE TABLE IF NOT EXISTS _helpscout_stale_rows (
+  table_name VARCHAR NOT NULL,
+  partition_value VARCHAR NOT NULL,
+  at_us BIGINT NOT NULL
+);";
 
 /// The tool's own tables.
 const INTERNAL_DDL: &str = r#"
@@ -40,11 +48,6 @@ CREATE TABLE IF NOT EXISTS _helpscout_dirty_partitions (
   table_name VARCHAR NOT NULL,
   partition_value VARCHAR NOT NULL,
   PRIMARY KEY (table_name, partition_value)
-);
-CREATE TABLE IF NOT EXISTS _helpscout_stale_rows (
-  table_name VARCHAR NOT NULL,
-  partition_value VARCHAR NOT NULL,
-  at_us BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS _helpscout_lake_slices (
   table_name VARCHAR NOT NULL,
@@ -128,7 +131,7 @@ impl Tx<'_> {
     /// Creates the tool's tables and the given contract tables; fails clearly when an existing
     /// table has other columns than this configuration expects.
     pub fn ensure_tables(&self, tables: &[(&'static Table, Vec<SchemaColumn>)]) -> Result<(), StoreError> {
-        self.conn.execute_batch(INTERNAL_DDL).map_err(db("creating the tool's tables"))?;
+        self.conn.execute_batch(&format!("{STALE_ROWS_DDL}\n{INTERNAL_DDL}")).map_err(db("creating the tool's tables"))?;
         for join in JOIN_KEYS {
             self.conn
                 .execute(

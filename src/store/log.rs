@@ -4,7 +4,7 @@
 
 use duckdb::params;
 
-use super::ddl::{literal, quote_ident};
+use super::ddl::{STALE_ROWS_TABLE, literal, quote_ident};
 use super::rows::Stage;
 use super::outbox::OutboundEvent;
 use super::{StoreError, Tx, db};
@@ -95,6 +95,7 @@ impl Tx<'_> {
             let (_, ty) = LOG_COLUMNS.iter().find(|(c, _)| c == name).expect("an added column is a log column");
             sql.push_str(&format!("ALTER TABLE {LOG_TABLE} ADD COLUMN IF NOT EXISTS {} {ty};\n", quote_ident(name)));
         }
+        sql.push_str(super::ddl::STALE_ROWS_DDL);
         self.conn.execute_batch(&sql).map_err(db("creating the integration log"))
     }
 
@@ -220,6 +221,10 @@ impl Tx<'_> {
                     .map_err(db(doing))?;
             }
         }
+        // The lake's copy of the rows these events touch goes stale, where they are (an update
+        // may move a row to another day) and where they will be.
+        let touched = format!("SELECT event_id, \"timestamp\" FROM {LOG_TABLE} WHERE source_id IN (SELECT source_id FROM _helpscout_outbound_stage)");
+        self.mark_log_stale(&touched)?;
         let url = conversation_url_sql("s.conversation_id", "s.conversation_number");
         let retried_at = "CASE WHEN s.retried_by IS NULL THEN NULL ELSE now() END";
         let sql = format!(
@@ -233,10 +238,12 @@ impl Tx<'_> {
              SELECT make_timestamp(s.ts)::TIMESTAMPTZ, s.event_type, s.customer_email, s.conversation_id, s.conversation_number, {url}, s.status, {direction}, \
                s.details, s.error_message, s.http_status, s.request, s.attempt, s.retry_target, {retried_at}, s.retried_by, s.source_id \
              FROM _helpscout_outbound_stage s WHERE NOT EXISTS (SELECT 1 FROM {LOG_TABLE} l WHERE l.source_id = s.source_id);\n\
-             DROP TABLE _helpscout_outbound_stage;",
+",
             direction = literal(Direction::ToHelpScout.as_str())
         );
         self.conn.execute_batch(&sql).map_err(db(doing))?;
+        self.mark_log_stale(&touched)?;
+        self.conn.execute_batch("DROP TABLE _helpscout_outbound_stage").map_err(db(doing))?;
         self.conn
             .execute(
                 &format!("INSERT INTO {OUTBOX_MARKS} VALUES (?, ?) ON CONFLICT (outbox_id) DO UPDATE SET version = excluded.version"),
@@ -382,8 +389,21 @@ impl Tx<'_> {
     pub fn mark_retried(&self, event_id: i64, by: Option<&str>) -> Result<(), StoreError> {
         self.conn
             .execute(&format!("UPDATE {LOG_TABLE} SET retried_at = now(), retried_by = ? WHERE event_id = ?"), params![by, event_id])
-            .map(|_| ())
-            .map_err(db("marking a retried event"))
+            .map_err(db("marking a retried event"))?;
+        self.mark_log_stale(&format!("SELECT event_id, \"timestamp\" FROM {LOG_TABLE} WHERE event_id = {event_id}"))
+    }
+
+    /// Records the lake blocks of the log rows `rows` selects (`event_id, "timestamp"`) as
+    /// stale, for the next log export: rows changed outside a sync's own events.
+    fn mark_log_stale(&self, rows: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!(
+                "INSERT INTO {STALE_ROWS_TABLE} SELECT DISTINCT {}, {}, event_id // {} FROM ({rows})",
+                literal(LOG_TABLE),
+                super::lake::LOG_DAY_SQL,
+                super::lake::LOG_BLOCK
+            ))
+            .map_err(db("recording stale blocks of the log's lake copy"))
     }
 }
 

@@ -37,6 +37,7 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     file.helpscout.rate_limit_per_minute = Some(sim.config().rate_limit_per_minute);
     file.start_date = Some("2015-01-01".into());
     file.output.dir = Some(args.dir.clone());
+    file.output.lake = Some(args.lake.clone());
     // The simulator's own demo credentials, never the user's environment.
     let settings = config::resolve(file, &|_| None, &Overrides::default())?;
 
@@ -102,11 +103,16 @@ Loaded into {db} and {parquet}/. Try:
   duckdb -readonly {db} "SELECT event_type, status, count(*) FROM helpscout_log GROUP BY ALL ORDER BY 3 DESC"
   duckdb -readonly {db} "SELECT event_type, status, customer_email, conversation_id, error_message FROM helpscout_log WHERE direction = 'To HelpScout'"
   python3 -c "import duckdb; con = duckdb.connect('{db}', read_only=True); print(con.sql('SELECT c.subject, cu.first_name FROM conversations c JOIN customers cu ON c.primary_customer.id = cu.id LIMIT 5'))"
-  python3 -c "import pyarrow.dataset as ds; print(ds.dataset('{parquet}/conversations', partitioning='hive').to_table().num_rows)"
-  helpscout-etl status --output {dir}
+  {lake_hint}
+  helpscout-etl status --output {dir} --lake {format}
   helpscout-etl demo --serve      # the same, then the log's web page on it
 "#,
-        dir = args.dir.display()
+        dir = args.dir.display(),
+        format = settings.outputs.lake.format.name(),
+        lake_hint = match settings.outputs.lake.format {
+            crate::store::LakeFormat::Parquet => format!("python3 -c \"import pyarrow.dataset as ds; print(ds.dataset('{parquet}/conversations', partitioning='hive').to_table().num_rows)\""),
+            crate::store::LakeFormat::Delta => format!("python3 -c \"import deltalake; t = deltalake.DeltaTable('{parquet}/conversations'); print(t.version(), t.to_pyarrow_dataset().count_rows())\""),
+        }
     )?;
     if args.serve {
         // A demo Administrator with a password made for this run; the simulator stays up so

@@ -314,11 +314,18 @@ impl Tx<'_> {
     /// (`helpscout_log/day=YYYY-MM-DD/`) is cut in files of `LOG_BLOCK` event ids
     /// (`data-{block}.parquet`), so a run rewrites the blocks its events fall in, not the day.
     /// Returns the bytes written.
-    pub fn export_log(&self, lake: &Lake, run_id: &str) -> Result<u64, StoreError> {
-        let day = "strftime(make_timestamp(epoch_us(\"timestamp\")), '%Y-%m-%d')";
+    pub fn export_log(&self, lake: &Lake, run_id: Option<&str>) -> Result<u64, StoreError> {
+        let day = LOG_DAY_SQL;
         let block = format!("event_id // {LOG_BLOCK}");
-        let mut stmt = self.conn.prepare(&format!("SELECT DISTINCT {day}, {block} FROM {LOG_TABLE} WHERE run_id = ? ORDER BY 1, 2")).map_err(db(LOG_TABLE))?;
+        // The run's own events, and the blocks other writers (the outbox's copy, retries) marked.
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT DISTINCT {day}, {block} FROM {LOG_TABLE} WHERE run_id = ? UNION SELECT partition_value, at_us FROM {STALE_ROWS_TABLE} WHERE table_name = '{LOG_TABLE}' ORDER BY 1, 2"
+            ))
+            .map_err(db(LOG_TABLE))?;
         let mut blocks: Vec<(String, i64)> = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db(LOG_TABLE))?.collect::<Result<_, _>>().map_err(db(LOG_TABLE))?;
+        self.conn.execute(&format!("DELETE FROM {STALE_ROWS_TABLE} WHERE table_name = ?"), [LOG_TABLE]).map_err(db(LOG_TABLE))?;
         if self.claim_lake(lake, LOG_TABLE, None)? {
             // New to this lake: every day of the log goes there.
             let mut stmt = self.conn.prepare(&format!("SELECT DISTINCT {day}, {block} FROM {LOG_TABLE} ORDER BY 1, 2")).map_err(db(LOG_TABLE))?;
@@ -348,7 +355,9 @@ impl Tx<'_> {
                 .map_err(db(LOG_TABLE))?;
             let batches: Vec<RecordBatch> = stmt.query_arrow(duckdb::params![lo, lo + LOG_BLOCK, d]).map_err(db(LOG_TABLE))?.collect();
             let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| StoreError::LakeEncode { table: LOG_TABLE.into(), reason: e.to_string() })?;
-            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), vec![(*b, batch)])?;
+            // A block whose rows all moved to another day goes.
+            let pieces = if batch.num_rows() == 0 { vec![] } else { vec![(*b, batch)] };
+            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), pieces)?;
         }
         for d in whole_days {
             publisher.replace(&day_of(&d), FIRST, Some(FIRST + 1), vec![])?;
@@ -362,6 +371,9 @@ impl Tx<'_> {
 
 /// Event ids per file of a day of the integration log in the lake.
 pub const LOG_BLOCK: i64 = 20_000;
+
+/// The day partition of a log row (UTC).
+pub const LOG_DAY_SQL: &str = "strftime(make_timestamp(epoch_us(\"timestamp\")), '%Y-%m-%d')";
 
 /// The schema of what DuckDB returned (the contract's when it returned no batch).
 fn stmt_schema(batches: &[RecordBatch], schema: &SchemaRef) -> SchemaRef {
