@@ -5,9 +5,15 @@ account, plus refresh and scaling runs of helpscout-etl.
 
 Modes (combine freely; the speed comparison runs unless --no-speed):
   speed (default)  one simulator, rate limit lifted; `helpscout-etl sync`, then
-                   the tap piped into target-duckdb; wall time, peak RSS,
-                   requests per endpoint (simulator /_admin/stats deltas),
-                   primary keys per table compared (ours, theirs, the truth).
+                   the floor client (crates/floor-client: our sync's exact
+                   requests, from the simulator's journal, same concurrency,
+                   each body parsed and dropped), then the tap piped into
+                   target-duckdb; wall time, CPU, peak RSS, requests per
+                   endpoint (simulator /_admin/stats deltas), one table of
+                   ours vs the floor vs the incumbent, primary keys per table
+                   compared (ours, theirs, the truth).
+  --no-incumbent   leave the incumbent out (speed: ours and the floor only;
+                   no primary-key comparison; rate-limited: ours only).
   --rate-limited   both again, each against a fresh simulator limited to the
                    plan's 400 requests per (shortened) window; requests made
                    vs the minimum possible (computed from the ground truth),
@@ -63,6 +69,10 @@ TARGET_SCHEMA = "tap_helpscout"
 PKS = OrderedDict((name, list(spec["pk"])) for name, spec in run_tap.STREAMS.items())
 # Top-level list endpoints and their page sizes on the simulator (as in the API).
 CONV_PAGE = 25
+# helpscout-etl's requests in flight when the config says nothing (ClientConfig::new in
+# src/api/client.rs); the floor client runs at the same concurrency.
+OUR_DEFAULT_CONCURRENCY = 4
+REPO = os.path.dirname(os.path.dirname(HERE))
 LOADING_RE = re.compile(r"Loading (\d+) rows into '.*\.\"?(\w+)\"?'")
 HEADER_BUG = (
     "target-duckdb 0.8.0 loads each batch with COPY ... FROM 'file.csv' without HEADER false: "
@@ -286,7 +296,7 @@ def run_measured(cmd, stdout_path, stderr_path, timeout, env=None):
     return result["p"]
 
 
-def write_our_config(path, base, out_dir, rate_limit, window_secs):
+def write_our_config(path, base, out_dir, rate_limit, window_secs, concurrency=None):
     lines = [
         f'start_date = "{START_DATE}"',
         "[helpscout]",
@@ -298,16 +308,18 @@ def write_our_config(path, base, out_dir, rate_limit, window_secs):
     ]
     if window_secs is not None:
         lines.append(f"rate_window_secs = {window_secs}")
+    if concurrency is not None:
+        lines.append(f"concurrency = {concurrency}")
     lines += ["[output]", f'dir = "{out_dir}"']
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 
 
-def run_ours(binary, base, work, label, run_dir, rate_limit, window_secs, timeout, out_dir=None):
+def run_ours(binary, base, work, label, run_dir, rate_limit, window_secs, timeout, out_dir=None, concurrency=None):
     """One `helpscout-etl sync --json`; returns measurements and the run report."""
     out_dir = out_dir or os.path.join(work, f"ours-{label}")
     config = os.path.join(work, f"ours-{label}.toml")
-    write_our_config(config, base, out_dir, rate_limit, window_secs)
+    write_our_config(config, base, out_dir, rate_limit, window_secs, concurrency)
     before = stats(base)
     log(f"helpscout-etl sync ({label})")
     m = run_measured(
@@ -339,6 +351,119 @@ def run_ours(binary, base, work, label, run_dir, rate_limit, window_secs, timeou
     result["duckdb"] = os.path.join(out_dir, "helpscout.duckdb")
     log(f"  {label}: exit {m['exit_code']}, {m['wall_s']} s, {m['max_rss_mib']} MiB, {result['requests']['total']} requests")
     return result
+
+
+def reset_stats(base):
+    """Clears the simulator's counters and its request journal."""
+    request = urllib.request.Request(base.rstrip("/") + "/_admin/stats/reset", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+def request_journal(base, required=True):
+    """Every API GET's path and query since the last reset, in order of arrival (None from an
+    older simulator without a journal, unless required)."""
+    try:
+        return run_tap.http_get_json(base, "/_admin/requests", timeout=600)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+        if not required:
+            return None
+        raise RuntimeError("this simulator has no request journal (GET /_admin/requests answers 404): "
+                           "rebuild helpscout-etl, or name a newer simulator with --sim-bin") from None
+
+
+def build_floor():
+    """`cargo build -p helpscout-floor` (the dev profile is optimised); returns the binary's path."""
+    log("cargo build -p helpscout-floor")
+    proc = subprocess.run(
+        ["cargo", "build", "-p", "helpscout-floor", "--message-format=json-render-diagnostics"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError("cargo build -p helpscout-floor failed (its messages are above)")
+    for line in proc.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "helpscout-floor":
+            return msg["executable"]
+    raise RuntimeError("cargo built helpscout-floor but named no executable")
+
+
+def journal_check(journal, requests):
+    """Does the journal hold exactly the GETs the stats counted?"""
+    gets = sum(v for k, v in requests["by_endpoint"].items() if k.startswith("GET "))
+    return OrderedDict(
+        journal_requests=len(journal),
+        stats_total_minus_token=requests["total"] - requests["token_requests"],
+        stats_gets=gets,
+        equal=len(journal) == gets == requests["total"] - requests["token_requests"],
+    )
+
+
+def run_floor(floor_bin, base, requests_file, concurrency, label, run_dir, timeout, ours_journal):
+    """The floor client over our sync's journal; returns measurements, its summary and checks."""
+    reset_stats(base)
+    before = stats(base)
+    log(f"floor client ({label}, {len(ours_journal)} requests, concurrency {concurrency})")
+    out_path = os.path.join(run_dir, f"floor-{label}.json")
+    m = run_measured(
+        [floor_bin, "--base", base, "--requests", requests_file, "--concurrency", str(concurrency),
+         "--client-id", "demo-client-id", "--client-secret", "demo-client-secret"],
+        out_path,
+        os.path.join(run_dir, f"floor-{label}.log"),
+        timeout,
+    )
+    after = stats(base)
+    journal = request_journal(base)
+    result = OrderedDict(m)
+    result["concurrency"] = concurrency
+    result["requests"] = stats_delta(before, after)
+    try:
+        with open(out_path, encoding="utf-8") as handle:
+            result["summary"] = json.loads(handle.read().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        result["summary"] = None
+    result["journal"] = journal_check(journal, result["requests"])
+    result["same_requests_as_ours"] = Counter(journal) == Counter(ours_journal)
+    result["same_order_as_ours"] = journal == ours_journal
+    if m["exit_code"] != 0:
+        with open(os.path.join(run_dir, f"floor-{label}.log"), encoding="utf-8", errors="replace") as handle:
+            tail = handle.read().strip().splitlines()[-1:] or [""]
+        raise RuntimeError(f"the floor client failed (exit {m['exit_code']}): {tail[0]}")
+    log(f"  floor: {m['wall_s']} s, {round(m['user_s'] + m['sys_s'], 2)} s CPU, {m['max_rss_mib']} MiB, "
+        f"{result['requests']['api_requests']} requests, same as ours: {result['same_requests_as_ours']}")
+    return result
+
+
+def floor_table(ours, floor, theirs):
+    """Ours vs the floor vs the incumbent: one table, with the ratios."""
+    def row(name, e, cpu, rss):
+        return OrderedDict(who=name, wall_s=e["wall_s"], cpu_s=round(cpu, 2), peak_rss_mib=rss, requests=e["requests"]["api_requests"])
+
+    def cpu(e):
+        return e["user_s"] + e["sys_s"]
+
+    rows = [row("helpscout-etl sync", ours, cpu(ours), ours["max_rss_mib"])]
+    if floor:
+        rows.append(row("floor client", floor, cpu(floor), floor["max_rss_mib"]))
+    if theirs:
+        rows.append(row("incumbent (tap | target)", theirs, cpu(theirs["tap"]) + cpu(theirs["target"]), theirs["max_rss_mib_sum"]))
+    ratios = OrderedDict(
+        ours_over_floor_cpu=ratio(cpu(ours), cpu(floor)) if floor else None,
+        ours_over_floor_wall=ratio(ours["wall_s"], floor["wall_s"]) if floor else None,
+        incumbent_over_ours_wall=ratio(theirs["wall_s"], ours["wall_s"]) if theirs else None,
+    )
+    return OrderedDict(
+        columns=["who", "wall_s", "cpu_s", "peak_rss_mib", "requests"],
+        rows=rows,
+        ratios=ratios,
+        note="CPU is user+sys of the measured processes (the incumbent: tap + target); peak RSS of the "
+             "incumbent is the sum of both; requests are API requests the simulator counted (token excluded)",
+    )
 
 
 def run_incumbent(venvs, base, work, label, run_dir, streams, timeout):
@@ -574,30 +699,44 @@ def print_summary(report):
     out = []
     sp = report.get("speed")
     if sp:
-        o, t = sp["ours"], sp["theirs"]
+        o, t = sp["ours"], sp.get("theirs")
         out.append(f"\n== speed: {sp['conversations']} conversations, seed {sp['seed']}, rate limit lifted ==")
-        out.append(
-            table(
-                ["", "wall s", "CPU user+sys s", "simulator CPU s", "peak RSS MiB", "API requests", "token", "429s"],
-                [
-                    ["helpscout-etl sync", o["wall_s"], round(o["user_s"] + o["sys_s"], 1), o.get("simulator_cpu_s"), o["max_rss_mib"], o["requests"]["api_requests"], o["requests"]["token_requests"], o["requests"]["rate_limited_429"]],
-                    [
-                        "tap | target (sum RSS)",
-                        t["wall_s"],
-                        f"{round(t['tap']['user_s'] + t['tap']['sys_s'], 1)}+{round(t['target']['user_s'] + t['target']['sys_s'], 1)}",
-                        t.get("simulator_cpu_s"),
-                        f"{t['max_rss_mib_sum']} ({t['tap']['max_rss_mib']}+{t['target']['max_rss_mib']})",
-                        t["requests"]["api_requests"],
-                        t["requests"]["token_requests"] + t["discovery_requests"]["token_requests"],
-                        t["requests"]["rate_limited_429"],
-                    ],
-                ],
-            )
-        )
-        out.append(f"speed-up (their wall / ours): {sp['speedup']}x (target >= 50x)")
-        eps = sorted(set(o["requests"]["by_endpoint"]) | set(t["requests"]["by_endpoint"]))
-        out.append("\nrequests by endpoint")
-        out.append(table(["endpoint", "ours", "theirs"], [[e, o["requests"]["by_endpoint"].get(e, 0), t["requests"]["by_endpoint"].get(e, 0)] for e in eps]))
+        rows = [["helpscout-etl sync", o["wall_s"], round(o["user_s"] + o["sys_s"], 1), o.get("simulator_cpu_s"), o["max_rss_mib"], o["requests"]["api_requests"], o["requests"]["token_requests"], o["requests"]["rate_limited_429"]]]
+        if t:
+            rows.append([
+                "tap | target (sum RSS)",
+                t["wall_s"],
+                f"{round(t['tap']['user_s'] + t['tap']['sys_s'], 1)}+{round(t['target']['user_s'] + t['target']['sys_s'], 1)}",
+                t.get("simulator_cpu_s"),
+                f"{t['max_rss_mib_sum']} ({t['tap']['max_rss_mib']}+{t['target']['max_rss_mib']})",
+                t["requests"]["api_requests"],
+                t["requests"]["token_requests"] + t["discovery_requests"]["token_requests"],
+                t["requests"]["rate_limited_429"],
+            ])
+        out.append(table(["", "wall s", "CPU user+sys s", "simulator CPU s", "peak RSS MiB", "API requests", "token", "429s"], rows))
+        if t:
+            out.append(f"speed-up (their wall / ours): {sp['speedup']}x (target >= 50x)")
+        ft = sp.get("floor_table")
+        if ft and (sp.get("floor") or t):
+            out.append(f"\n== against the floor (our sync's own requests, concurrency {sp.get('concurrency')}, each body parsed and dropped) ==")
+            out.append(table(["", "wall s", "CPU s", "peak RSS MiB", "requests"],
+                             [[r["who"], r["wall_s"], r["cpu_s"], r["peak_rss_mib"], r["requests"]] for r in ft["rows"]]))
+            q = ft["ratios"]
+            parts = []
+            if q["ours_over_floor_cpu"] is not None:
+                parts.append(f"ours / floor: CPU {q['ours_over_floor_cpu']}x, wall {q['ours_over_floor_wall']}x")
+            if q["incumbent_over_ours_wall"] is not None:
+                parts.append(f"incumbent / ours: wall {q['incumbent_over_ours_wall']}x")
+            out.append("; ".join(parts))
+            f = sp.get("floor")
+            if f:
+                out.append(f"journal: {o['journal']['journal_requests']} requests of ours (stats: {o['journal']['stats_total_minus_token']} "
+                           f"without the token), floor made {f['requests']['api_requests']}, same requests: "
+                           f"{'yes' if f['same_requests_as_ours'] else 'NO'}, same order: {'yes' if f['same_order_as_ours'] else 'no'}")
+        if t:
+            eps = sorted(set(o["requests"]["by_endpoint"]) | set(t["requests"]["by_endpoint"]))
+            out.append("\nrequests by endpoint")
+            out.append(table(["endpoint", "ours", "theirs"], [[e, o["requests"]["by_endpoint"].get(e, 0), t["requests"]["by_endpoint"].get(e, 0)] for e in eps]))
         if sp.get("pks"):
             out.append("\nprimary keys per table")
             out.append(
@@ -647,10 +786,18 @@ def print_summary(report):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.environ.get("HELPSCOUT_ETL_BIN"), help="helpscout-etl binary (default $HELPSCOUT_ETL_BIN)")
+    parser.add_argument("--sim-bin", help="the binary whose `simulate` serves the account (default --bin)")
     parser.add_argument("--conversations", type=int, default=20000, help="account size (default 20000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-speed", action="store_true", help="skip the speed comparison")
     parser.add_argument("--no-pks", action="store_true", help="skip the primary-key comparison")
+    parser.add_argument("--no-incumbent", action="store_true",
+                        help="leave the incumbent out (about 80 s at 20,000 conversations): speed runs ours and the floor only")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor client in the speed comparison")
+    parser.add_argument("--floor-bin", help="the floor client binary (default: built with `cargo build -p helpscout-floor`)")
+    parser.add_argument("--concurrency", type=int,
+                        help=f"requests in flight, for our sync (written to its config) and the floor "
+                             f"(default: helpscout-etl's own, {OUR_DEFAULT_CONCURRENCY})")
     parser.add_argument("--rate-limited", action="store_true", help="also compare both under the plan's rate limit")
     parser.add_argument("--rate-limited-conversations", type=int, help="account size of the rate-limited runs (default --conversations)")
     parser.add_argument("--limit", type=int, default=400, help="requests per window in --rate-limited (default 400, the Plus plan)")
@@ -668,10 +815,24 @@ def main():
     binary = os.path.abspath(os.path.expanduser(args.bin))
     if not os.access(binary, os.X_OK):
         parser.error(f"not an executable: {binary}")
+    sim_binary = os.path.abspath(os.path.expanduser(args.sim_bin)) if args.sim_bin else binary
+    if not os.access(sim_binary, os.X_OK):
+        parser.error(f"not an executable: {sim_binary}")
     sizes = [int(s) for s in args.scaling.split(",") if s.strip()] if args.scaling else []
+    if args.concurrency is not None and args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    concurrency = args.concurrency or OUR_DEFAULT_CONCURRENCY
+    floor_bin = None
+    if not args.no_speed and not args.no_floor:
+        if args.floor_bin:
+            floor_bin = os.path.abspath(os.path.expanduser(args.floor_bin))
+            if not os.access(floor_bin, os.X_OK):
+                parser.error(f"not an executable: {floor_bin}")
+        else:
+            floor_bin = build_floor()
 
-    need_incumbent = not args.no_speed or args.rate_limited
-    need_duckdb = not args.no_speed and not args.no_pks
+    need_incumbent = (not args.no_speed or args.rate_limited) and not args.no_incumbent
+    need_duckdb = not args.no_speed and not args.no_pks and not args.no_incumbent
     tap_python = target_python = duckdb_python = None
     versions = OrderedDict()
     if need_incumbent:
@@ -710,19 +871,36 @@ def main():
     try:
         ours_full = None
         if not args.no_speed:
-            sim = start_simulator(binary, args.seed, args.conversations, ["--rate-limit", "1000000"], os.path.join(run_dir, "sim-speed.log"))
+            sim = start_simulator(sim_binary, args.seed, args.conversations, ["--rate-limit", "1000000"], os.path.join(run_dir, "sim-speed.log"))
             sims.append(sim)
             truth = run_tap.http_get_json(sim.base_url, "/_admin/truth", timeout=600)
-            ours = run_ours(binary, sim.base_url, work, "speed", run_dir, 1000000, None, args.timeout)
+            # The journal then holds our sync's requests alone.
+            reset_stats(sim.base_url)
+            ours = run_ours(binary, sim.base_url, work, "speed", run_dir, 1000000, None, args.timeout, concurrency=args.concurrency)
             ours_full = (sim, ours)
-            theirs = run_incumbent((tap_python, target_python), sim.base_url, work, "speed", run_dir, streams, args.timeout)
+            ours_journal = request_journal(sim.base_url, required=floor_bin is not None)
+            journal_path = os.path.join(run_dir, "requests-speed.json")
+            if ours_journal is not None:
+                with open(journal_path, "w", encoding="utf-8") as handle:
+                    json.dump(ours_journal, handle)
+                ours["journal"] = journal_check(ours_journal, ours["requests"])
+                ours["journal"]["file"] = os.path.relpath(journal_path, run_dir)
+            floor = None
+            if floor_bin:
+                floor = run_floor(floor_bin, sim.base_url, journal_path, concurrency, "speed", run_dir, args.timeout, ours_journal)
+            theirs = None
+            if need_incumbent:
+                theirs = run_incumbent((tap_python, target_python), sim.base_url, work, "speed", run_dir, streams, args.timeout)
             sp = OrderedDict(
                 conversations=args.conversations,
                 seed=args.seed,
+                concurrency=concurrency,
                 ours=ours,
+                floor=floor,
                 theirs=theirs,
-                speedup=ratio(theirs["wall_s"], ours["wall_s"]),
-                rss_ratio_theirs_sum_over_ours=ratio(theirs["max_rss_mib_sum"], ours["max_rss_mib"]),
+                speedup=ratio(theirs["wall_s"], ours["wall_s"]) if theirs else None,
+                rss_ratio_theirs_sum_over_ours=ratio(theirs["max_rss_mib_sum"], ours["max_rss_mib"]) if theirs else None,
+                floor_table=floor_table(ours, floor, theirs),
                 truth_rows={k: len(v) for k, v in truth["tables"].items()},
             )
             report["speed"] = sp
@@ -741,13 +919,14 @@ def main():
 
         if args.refresh:
             if ours_full is None:
-                sim = start_simulator(binary, args.seed, args.conversations, ["--rate-limit", "1000000"], os.path.join(run_dir, "sim-refresh.log"))
+                sim = start_simulator(sim_binary, args.seed, args.conversations, ["--rate-limit", "1000000"], os.path.join(run_dir, "sim-refresh.log"))
                 sims.append(sim)
-                first = run_ours(binary, sim.base_url, work, "full", run_dir, 1000000, None, args.timeout)
+                first = run_ours(binary, sim.base_url, work, "full", run_dir, 1000000, None, args.timeout, concurrency=args.concurrency)
                 ours_full = (sim, first)
             sim, first = ours_full
             truth = run_tap.http_get_json(sim.base_url, "/_admin/truth", timeout=600)
-            second = run_ours(binary, sim.base_url, work, "refresh", run_dir, 1000000, None, args.timeout, out_dir=os.path.dirname(first["duckdb"]))
+            second = run_ours(binary, sim.base_url, work, "refresh", run_dir, 1000000, None, args.timeout, out_dir=os.path.dirname(first["duckdb"]),
+                              concurrency=args.concurrency)
             second["allowance"] = refresh_allowance(truth)
             second["within_allowance"] = second["requests"]["api_requests"] <= second["allowance"]
             report["refresh"] = second
@@ -757,8 +936,8 @@ def main():
             n = args.rate_limited_conversations or args.conversations
             extra = ["--rate-limit", str(args.limit), "--rate-window-secs", str(args.window_secs)]
             rl = OrderedDict(conversations=n, seed=args.seed, limit=args.limit, window_secs=args.window_secs)
-            for who in ("ours", "theirs"):
-                sim = start_simulator(binary, args.seed, n, extra, os.path.join(run_dir, f"sim-rate-{who}.log"))
+            for who in ("ours",) if args.no_incumbent else ("ours", "theirs"):
+                sim = start_simulator(sim_binary, args.seed, n, extra, os.path.join(run_dir, f"sim-rate-{who}.log"))
                 sims.append(sim)
                 if "minimum" not in rl:
                     truth = run_tap.http_get_json(sim.base_url, "/_admin/truth", timeout=600)
@@ -766,7 +945,8 @@ def main():
                     rl["minimum_method"] = minimum_requests.__doc__.strip()
                     rl["floor_wall_s"] = round(math.ceil(rl["minimum"]["total"] / args.limit - 1) * args.window_secs, 1)
                 if who == "ours":
-                    rl["ours"] = run_ours(binary, sim.base_url, work, "rate", run_dir, args.limit, args.window_secs, args.timeout)
+                    rl["ours"] = run_ours(binary, sim.base_url, work, "rate", run_dir, args.limit, args.window_secs, args.timeout,
+                                          concurrency=args.concurrency)
                 else:
                     rl["theirs"] = run_incumbent((tap_python, target_python), sim.base_url, work, "rate", run_dir, streams, args.timeout)
                 e = rl[who]
@@ -779,9 +959,9 @@ def main():
         if sizes:
             runs = []
             for n in sizes:
-                sim = start_simulator(binary, args.seed, n, ["--rate-limit", "1000000"], os.path.join(run_dir, f"sim-scale-{n}.log"))
+                sim = start_simulator(sim_binary, args.seed, n, ["--rate-limit", "1000000"], os.path.join(run_dir, f"sim-scale-{n}.log"))
                 sims.append(sim)
-                r = run_ours(binary, sim.base_url, work, f"scale-{n}", run_dir, 1000000, None, args.timeout)
+                r = run_ours(binary, sim.base_url, work, f"scale-{n}", run_dir, 1000000, None, args.timeout, concurrency=args.concurrency)
                 sim.stop()
                 sims.remove(sim)
                 r = OrderedDict(conversations=n, **r)

@@ -2,8 +2,8 @@
 //!
 //! It generates a deterministic account from a seed, serves it over HTTP on 127.0.0.1 with
 //! the API's paging, OAuth, rate limits and errors, lets time move (mutations, clock
-//! advances), injects faults on demand, counts requests, and knows the exact rows of the
-//! data contract's 11 tables (`ground_truth`) so that an extractor can be checked.
+//! advances), injects faults on demand, counts and journals requests, and knows the exact
+//! rows of the data contract's 11 tables (`ground_truth`) so that an extractor can be checked.
 
 mod api;
 mod auth;
@@ -43,7 +43,7 @@ pub use faults::{FaultKind, FaultPlan, FaultRule};
 pub use mutate::{Merge, MutationPlan, MutationReport, TeamMemberChange};
 pub use paging::{CONVERSATIONS_PAGE, DEFAULT_PAGE};
 pub use render::CHAT_EMBED_LIMIT;
-pub use stats::{EndpointStat, RequestStats};
+pub use stats::{EndpointStat, JOURNAL_LIMIT, RequestStats};
 pub use contract::{contract_columns, joins, primary_key};
 pub use truth::path as row_path;
 pub use created::{Created, CreatedConversation, CreatedCustomer, CustomerUpdate};
@@ -316,8 +316,15 @@ impl Simulator {
         lock(&self.inner.stats).snapshot()
     }
 
+    /// Clears the counters and the request journal.
     pub fn reset_request_stats(&self) {
         lock(&self.inner.stats).reset();
+    }
+
+    /// Every API GET's path and query as received, in order (the token endpoint and the admin
+    /// endpoints excluded; at most [`JOURNAL_LIMIT`] kept). Also `GET /_admin/requests`.
+    pub fn request_journal(&self) -> Vec<String> {
+        lock(&self.inner.stats).journal_entries().to_vec()
     }
 
     pub fn ground_truth(&self) -> GroundTruth {

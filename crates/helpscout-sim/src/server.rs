@@ -43,6 +43,7 @@ pub async fn serve(
         .route("/_admin/created", get(admin_created))
         .route("/_admin/stats", get(admin_stats))
         .route("/_admin/stats/reset", post(admin_stats_reset))
+        .route("/_admin/requests", get(admin_requests))
         .fallback(api_entry)
         .with_state(inner);
     let _ = axum::serve(listener, app)
@@ -112,9 +113,19 @@ async fn admin_stats(State(inner): State<Arc<Inner>>) -> Response {
     axum::Json(lock(&inner.stats).snapshot()).into_response()
 }
 
+/// Clears the counters and the request journal.
 async fn admin_stats_reset(State(inner): State<Arc<Inner>>) -> Response {
     lock(&inner.stats).reset();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// The journal: every API GET's path and query, in the order received (a JSON array).
+async fn admin_requests(State(inner): State<Arc<Inner>>) -> Response {
+    let body = serde_json::to_vec(lock(&inner.stats).journal_entries());
+    match body {
+        Ok(body) => ([("content-type", "application/json")], body).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 // ---------------------------------------------------------------- routing
@@ -240,6 +251,7 @@ enum After {
 
 async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let method = req.method().as_str().to_string();
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string());
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let headers = req.headers().clone();
@@ -249,6 +261,11 @@ async fn api_entry(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let (route, template) = route(&path);
     if !path.starts_with("/v2/") && path != "/v2" {
         return Reply::not_found("Not found").into_response_parts_only();
+    }
+    // Journaled on arrival, before any fault or wait: a request the client gave up on was
+    // still made, and the order is the order of arrival.
+    if method == "GET" && route != Route::Token {
+        lock(&inner.stats).journal(path_and_query.as_deref().unwrap_or(&path));
     }
 
     let mut remaining: Option<u32> = None;

@@ -1,4 +1,5 @@
-//! Request accounting: counts per (method, endpoint template, status).
+//! Request accounting: counts per (method, endpoint template, status), and the journal of
+//! GET requests (so that a benchmark can replay exactly what a client asked for).
 
 use std::collections::BTreeMap;
 
@@ -44,12 +45,17 @@ impl RequestStats {
     }
 }
 
+/// The journal keeps at most this many requests (about 200 MB of paths at worst); later ones
+/// are counted but not kept, so a runaway client cannot exhaust the simulator's memory.
+pub const JOURNAL_LIMIT: usize = 2_000_000;
+
 #[derive(Debug, Default)]
 pub struct StatsRecorder {
     counts: BTreeMap<(String, String, u16), u64>,
     total: u64,
     rate_limited: u64,
     faults: u64,
+    journal: Vec<String>,
 }
 
 impl StatsRecorder {
@@ -65,6 +71,17 @@ impl StatsRecorder {
         if faulted {
             self.faults += 1;
         }
+    }
+
+    /// Notes a GET's path and query as received, in the order requests arrive.
+    pub fn journal(&mut self, path_and_query: &str) {
+        if self.journal.len() < JOURNAL_LIMIT {
+            self.journal.push(path_and_query.to_string());
+        }
+    }
+
+    pub fn journal_entries(&self) -> &[String] {
+        &self.journal
     }
 
     pub fn snapshot(&self) -> RequestStats {
@@ -109,5 +126,18 @@ mod tests {
         assert_eq!(s.count_status("GET", "/v2/conversations", 200), 2);
         r.reset();
         assert_eq!(r.snapshot(), RequestStats::default());
+    }
+
+    #[test]
+    fn the_journal_keeps_order_is_bounded_and_resets() {
+        let mut r = StatsRecorder::default();
+        r.journal("/v2/users?page=2");
+        r.journal("/v2/users");
+        assert_eq!(r.journal_entries(), ["/v2/users?page=2", "/v2/users"]);
+        r.journal.resize(JOURNAL_LIMIT, String::new());
+        r.journal("/v2/tags");
+        assert_eq!(r.journal_entries().len(), JOURNAL_LIMIT);
+        r.reset();
+        assert!(r.journal_entries().is_empty());
     }
 }

@@ -1500,6 +1500,56 @@ async fn date_header_stats_and_admin_endpoints() {
 }
 
 #[tokio::test]
+async fn the_request_journal_lists_gets_in_order_and_resets_with_the_stats() {
+    let sim = start(cfg(60)).await;
+    let tok = token(&sim).await;
+    let paths = [
+        "/conversations?page=2&embed=threads&status=all",
+        "/users",
+        "/mailboxes?page=1",
+        "/conversations/1/threads",
+    ];
+    for p in paths {
+        get(&sim, &tok, p).await;
+    }
+    // Writes and the token endpoint are counted but not journaled.
+    let r = send(
+        &sim,
+        &tok,
+        "POST",
+        "/customers",
+        &json!({"firstName": "Ada", "emails": [{"type": "work", "value": "ada@example.com"}]}),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let c = client();
+    let admin = format!("http://{}/_admin", sim.addr());
+    let journal: Vec<String> = c
+        .get(format!("{admin}/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let want: Vec<String> = paths.iter().map(|p| format!("/v2{p}")).collect();
+    assert_eq!(journal, want);
+    assert_eq!(sim.request_journal(), want);
+    let s = sim.request_stats();
+    assert_eq!(
+        journal.len() as u64,
+        s.total - s.count("POST", "/v2/oauth2/token") - s.count("POST", "/v2/customers")
+    );
+    c.post(format!("{admin}/stats/reset")).send().await.unwrap();
+    assert!(sim.request_journal().is_empty());
+    get(&sim, &tok, "/tags").await;
+    assert_eq!(sim.request_journal(), ["/v2/tags"]);
+    sim.reset_request_stats();
+    assert!(sim.request_journal().is_empty());
+    sim.stop().await;
+}
+
+#[tokio::test]
 async fn same_seed_same_account() {
     let a = start(cfg(50)).await;
     let b = start(cfg(50)).await;
