@@ -2,8 +2,10 @@
 //! children replaced), written on a blocking thread while the next chunk is fetched; and whole
 //! replacements (a table's or some parents' rows replaced by what this run listed).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
 
 use serde_json::Value;
 
@@ -12,7 +14,7 @@ use super::census::Span;
 use super::context::{Ledger, Run};
 use crate::catalog::Table;
 use crate::convert::{Row, TableConverter};
-use crate::store::{Scope, StoreError, Warehouse, WindowStats};
+use crate::store::{Against, Scope, StoreError, Tx, Warehouse, WindowStats};
 
 /// Rows gathered for one commit: parent rows by key, child rows per parent id.
 pub(crate) struct Chunk {
@@ -66,12 +68,49 @@ pub(crate) fn row_id(row: &Row) -> Option<i64> {
 /// A chunk being written on a blocking thread: its merge candidates and commit windows.
 pub(crate) struct PendingCommit(tokio::task::JoinHandle<Result<(Vec<i64>, WindowStats), SyncError>>);
 
+/// Tables that held no row when the run began (a backfill's) and have not met a row listed
+/// twice since: their chunks are appended, with no comparison against what they hold.
+#[derive(Default)]
+pub(crate) struct Appendable(Mutex<HashSet<&'static Table>>);
+
+impl Appendable {
+    pub fn set(&self, tables: Vec<&'static Table>) {
+        *self.lock() = tables.into_iter().collect();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<&'static Table>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn all(&self, tables: &[&'static Table]) -> bool {
+        let set = self.lock();
+        tables.iter().all(|t| set.contains(t))
+    }
+
+    fn remove(&self, tables: &[&'static Table]) {
+        let mut set = self.lock();
+        tables.iter().for_each(|t| {
+            set.remove(t);
+        });
+    }
+}
+
+/// One chunk's rows as Arrow batches: the parent's (when stored) and each child table's.
+struct Batches {
+    parent: Option<RecordBatch>,
+    children: Vec<(&'static Table, RecordBatch)>,
+}
+
 /// Commits one chunk: parent rows upserted (with their log events), each listed parent's
 /// children replaced. Returns parents that lost children to another parent (merge candidates).
+/// Into tables that are still `appendable` the chunk is appended instead; when one of its keys
+/// turns out to be held already, that commit rolls back and the chunk is upserted.
+#[allow(clippy::too_many_arguments)]
 fn commit_chunk(
     store: &Warehouse,
     windows: &mut WindowStats,
     converters: &HashMap<&'static Table, Arc<TableConverter>>,
+    appendable: &Appendable,
     table: &'static Table,
     chunk: Chunk,
     store_parent: bool,
@@ -80,28 +119,56 @@ fn commit_chunk(
     if chunk.rows.is_empty() && chunk.parent_ids.is_empty() {
         return Ok(vec![]);
     }
-    let parent_batch = if store_parent { Some(converters[table].batch(&chunk.rows)?) } else { None };
+    let parent = if store_parent { Some(converters[table].batch(&chunk.rows)?) } else { None };
     drop(chunk.rows);
-    let mut child_batches = Vec::new();
+    let mut children = Vec::new();
     for (child, per_parent) in chunk.children.into_values() {
         let rows: Vec<Row> = per_parent.into_values().flatten().collect();
-        child_batches.push((child, converters[child].batch(&rows)?));
+        children.push((child, converters[child].batch(&rows)?));
     }
-    let parent_ids = chunk.parent_ids;
+    let batches = Batches { parent, children };
+    // Appending skips replacing children, so the parent must be stored: its own key proves
+    // that none of its children were written before.
+    let written: Vec<&'static Table> = std::iter::once(table).chain(batches.children.iter().map(|(c, _)| *c)).collect();
+    if store_parent && appendable.all(&written) {
+        match store.commit(windows, |tx| append_chunk(tx, table, &batches, run_id)) {
+            Ok(()) => return Ok(vec![]),
+            Err(StoreError::KeysAlreadyHeld { table: held }) => {
+                tracing::debug!(table = held, "a row listed twice in this run: upserting from now on");
+                appendable.remove(&written);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    upsert_chunk(store, windows, table, batches, &chunk.parent_ids, run_id)
+}
+
+/// A chunk appended to tables that hold none of its keys: every row is new.
+fn append_chunk(tx: &mut Tx<'_>, table: &'static Table, batches: &Batches, run_id: &str) -> Result<(), StoreError> {
+    let parent = batches.parent.iter().map(|b| (table, b));
+    for (t, batch) in parent.chain(batches.children.iter().map(|(c, b)| (*c, b))) {
+        let stage = tx.stage(t, vec![batch.clone()])?;
+        tx.append_row_events(&stage, run_id, Against::Nothing)?;
+        tx.append_new(&stage, batch.num_rows())?;
+    }
+    Ok(())
+}
+
+fn upsert_chunk(store: &Warehouse, windows: &mut WindowStats, table: &'static Table, batches: Batches, parent_ids: &[i64], run_id: &str) -> Result<Vec<i64>, SyncError> {
     let losing = store.commit(windows, |tx| {
         // Rows received again unchanged are not written again (their lake slices stay as they are).
-        if let Some(batch) = parent_batch {
+        if let Some(batch) = batches.parent {
             let stage = tx.stage(table, vec![batch])?;
-            tx.append_row_events(&stage, run_id)?;
+            tx.append_row_events(&stage, run_id, Against::Held)?;
             tx.drop_unchanged(&stage)?;
             tx.upsert(&stage)?;
         }
         let mut losing = Vec::new();
-        for (child, batch) in child_batches {
+        for (child, batch) in batches.children {
             let stage = tx.stage(child, vec![batch])?;
             losing.extend(tx.parents_losing_children(&stage)?);
             let unchanged = tx.drop_unchanged(&stage)?;
-            tx.delete_children(child, &parent_ids, Some(&unchanged))?;
+            tx.delete_children(child, parent_ids, Some(&unchanged))?;
             tx.upsert(&stage)?;
         }
         losing.retain(|id| !parent_ids.contains(id));
@@ -122,9 +189,10 @@ impl Run<'_> {
             .collect();
         let store = self.store.clone();
         let run_id = self.stamp.run_id.clone();
+        let appendable = Arc::clone(&self.appendable);
         PendingCommit(tokio::task::spawn_blocking(move || {
             let mut windows = WindowStats::default();
-            let losing = commit_chunk(&store, &mut windows, &converters, table, chunk, store_parent, &run_id)?;
+            let losing = commit_chunk(&store, &mut windows, &converters, &appendable, table, chunk, store_parent, &run_id)?;
             Ok((losing, windows))
         }))
     }
@@ -146,7 +214,7 @@ impl Ledger {
         self.commit(&run.store, |tx| {
             let dropped = tx.delete_time_span(table, column, span.from, span.to)?;
             let stage = tx.stage(table, vec![batch])?;
-            tx.append_row_events(&stage, run_id)?;
+            tx.append_row_events(&stage, run_id, Against::Held)?;
             let inserted = tx.upsert(&stage)?;
             Ok(dropped.saturating_sub(inserted))
         })
@@ -161,7 +229,7 @@ impl Ledger {
         let orphans = table.parent().is_some_and(|p| run.selected(p));
         self.commit(&run.store, |tx| {
             let stage = tx.stage(table, vec![batch])?;
-            tx.append_row_events(&stage, run_id)?;
+            tx.append_row_events(&stage, run_id, Against::Held)?;
             tx.upsert(&stage)?;
             let mut removed = tx.delete_not_written_by(table, run_id, parents)?;
             if orphans {
@@ -203,5 +271,65 @@ mod tests {
         chunk.push_parent_only(3);
         assert_eq!(chunk.parent_ids, [1, 2, 3]);
         assert_eq!(row_id(&chunk.rows[1]), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod append_tests {
+    use super::*;
+    use crate::catalog::{CONVERSATIONS, CONVERSATION_THREADS};
+    use crate::convert::RunStamp;
+    use serde_json::json;
+
+    /// A backfill's chunk appended, then a chunk that lists one of its conversations again
+    /// (changed, with a new thread): the second falls back to the upsert.
+    #[test]
+    fn a_row_listed_twice_in_a_backfill_is_upserted_once_and_logged_as_one_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Warehouse::new(dir.path().join("t.duckdb"));
+        let stamp = RunStamp { run_id: "r1".into(), extracted_at: chrono::Utc::now() };
+        let converters: HashMap<&'static Table, Arc<TableConverter>> = [&CONVERSATIONS, &CONVERSATION_THREADS]
+            .into_iter()
+            .map(|t| (t, Arc::new(TableConverter::new(t, None))))
+            .collect();
+        let tables: Vec<_> = converters.iter().map(|(t, c)| (*t, c.schema_columns().to_vec())).collect();
+        let appendable = Appendable::default();
+        let mut windows = WindowStats::default();
+        store
+            .commit(&mut windows, |tx| {
+                tx.ensure_tables(&tables)?;
+                tx.ensure_log()?;
+                appendable.set(tx.empty_tables(&[&CONVERSATIONS, &CONVERSATION_THREADS])?);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let chunk = |conversations: &[(i64, &str, &[i64])]| {
+            let mut chunk = Chunk::new();
+            for (id, subject, threads) in conversations {
+                let record = json!({"id": id, "number": id, "subject": subject, "createdAt": "2024-06-03T12:00:00Z", "userUpdatedAt": "2024-06-04T12:00:00Z"});
+                chunk.push(id.to_string(), converters[&CONVERSATIONS].row(&record, None, &stamp).unwrap(), Some(*id));
+                let rows = threads
+                    .iter()
+                    .map(|t| converters[&CONVERSATION_THREADS].row(&json!({"id": t, "type": "customer", "createdAt": "2024-06-03T12:00:00Z"}), Some(*id), &stamp).unwrap())
+                    .collect();
+                chunk.set_children(&CONVERSATION_THREADS, *id, rows);
+            }
+            chunk
+        };
+        let commit = |chunk: Chunk, windows: &mut WindowStats| commit_chunk(&store, windows, &converters, &appendable, &CONVERSATIONS, chunk, true, "r1").unwrap();
+        commit(chunk(&[(1, "one", &[11]), (2, "two", &[21])]), &mut windows);
+        assert!(appendable.all(&[&CONVERSATIONS, &CONVERSATION_THREADS]), "the first chunk was appended");
+        commit(chunk(&[(2, "two, again", &[21, 22]), (3, "three", &[31])]), &mut windows);
+        assert!(!appendable.all(&[&CONVERSATIONS]), "a key held already ends appending for the run");
+        commit(chunk(&[(4, "four", &[41])]), &mut windows);
+
+        let conn = duckdb::Connection::open(&store.path).unwrap();
+        let query = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap() };
+        assert_eq!(query("SELECT string_agg(id || ':' || subject, ' ' ORDER BY id) FROM conversations"), "1:one 2:two, again 3:three 4:four");
+        assert_eq!(query("SELECT string_agg(id || '>' || conversation_id, ' ' ORDER BY id) FROM conversation_threads"), "11>1 21>2 22>2 31>3 41>4");
+        assert_eq!(
+            query("SELECT string_agg(conversation_id || ' ' || event_type, ', ' ORDER BY event_id) FROM helpscout_log WHERE table_name = 'conversations'"),
+            "1 Ticket Created, 2 Ticket Created, 2 Conversation Updated, 3 Ticket Created, 4 Ticket Created"
+        );
     }
 }

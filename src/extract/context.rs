@@ -28,6 +28,8 @@ pub(crate) struct Run<'a> {
     /// Selected tables, and parents listed for their selected embedded children.
     pub converters: HashMap<&'static Table, Arc<TableConverter>>,
     pub observer: &'a dyn Observer,
+    /// Tables whose chunks are appended rather than upserted (set when the run starts).
+    pub appendable: Arc<super::commit::Appendable>,
 }
 
 /// API usage over a run.
@@ -105,6 +107,7 @@ impl<'a> Run<'a> {
             stamp: RunStamp { run_id: new_run_id(now), extracted_at: now },
             converters,
             observer,
+            appendable: Arc::default(),
         }
     }
 

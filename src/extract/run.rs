@@ -53,13 +53,16 @@ pub(crate) fn prepare(run: &Run<'_>, ledger: &mut Ledger) -> Result<(), SyncErro
         .map(|t| (t, run.converter(t).schema_columns().to_vec()))
         .collect();
     let (run_id, started) = (&run.stamp.run_id, run.stamp.extracted_at);
-    ledger.bookmarks = ledger.commit(&run.store, |tx| {
+    let stored: Vec<&'static Table> = tables.iter().map(|(t, _)| *t).collect();
+    let (bookmarks, empty) = ledger.commit(&run.store, |tx| {
         tx.ensure_tables(&tables)?;
         tx.ensure_log()?;
         tx.install_views()?;
         tx.start_run(run_id, started)?;
-        tx.bookmarks()
+        Ok((tx.bookmarks()?, tx.empty_tables(&stored)?))
     })?;
+    ledger.bookmarks = bookmarks;
+    run.appendable.set(empty);
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use duckdb::params;
 
 use super::ddl::{STALE_ROWS_TABLE, literal, quote_ident};
-use super::rows::Stage;
+use super::rows::{Against, Stage};
 use super::outbox::OutboundEvent;
 use super::{StoreError, Tx, db};
 use crate::catalog::log::{CONVERSATION_LINK_PREFIX, Direction, EventType, LogEvent, RecordFailure, RequestRecord, RetryTarget, Status};
@@ -308,8 +308,9 @@ impl Tx<'_> {
     }
 
     /// One event per staged row that is new or changed (per the table's declaration); must run
-    /// before the rows are upserted.
-    pub fn append_row_events(&self, stage: &Stage, run_id: &str) -> Result<u64, StoreError> {
+    /// before the rows are upserted. `Against::Nothing`: every staged row is new (a fresh
+    /// table's append), so the table is not read at all.
+    pub fn append_row_events(&self, stage: &Stage, run_id: &str, against: Against) -> Result<u64, StoreError> {
         let table = stage.table;
         let Some(ev) = table.row_events else { return Ok(0) };
         // With column selection some declared columns are absent: what reads them is NULL.
@@ -334,6 +335,15 @@ impl Tx<'_> {
             .map(|c| format!("CASE WHEN s.{q} IS DISTINCT FROM t.{q} THEN {} END", literal(c.name), q = quote_ident(c.name)))
             .collect();
         let changed = format!("concat_ws(', ', {})", changed.join(", "));
+        // What makes a row new, what changed in it, and what it is compared with.
+        let (is_new, changed, join) = match against {
+            Against::Held => (
+                format!("t.{first_key} IS NULL"),
+                changed,
+                format!("LEFT JOIN {} t ON {}", quote_ident(table.name), keys.join(" AND ")),
+            ),
+            Against::Nothing => ("true".to_string(), "''".to_string(), String::new()),
+        };
         let (cid, number) = match ev.conversation {
             Some((id, number)) => (field(Field::Column(id)), field(Field::Column(number))),
             None => ("NULL".into(), "NULL".into()),
@@ -364,12 +374,12 @@ impl Tx<'_> {
         };
         let sql = format!(
             "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, customer_email, conversation_id, conversation_number, conversation_url, status, direction, details, error_message, run_id, table_name) \
-             SELECT now(), CASE WHEN t.{first_key} IS NULL THEN {created} ELSE {updated} END, {email}, {cid}, {number}, {url}, \
+             SELECT now(), CASE WHEN {is_new} THEN {created} ELSE {updated} END, {email}, {cid}, {number}, {url}, \
                     CASE WHEN {problem} THEN {failed} ELSE {success} END, {direction}, \
-                    {details} || CASE WHEN t.{first_key} IS NULL THEN '' ELSE '; changed: ' || {changed} END, \
+                    {details} || CASE WHEN {is_new} THEN '' ELSE '; changed: ' || {changed} END, \
                     CASE WHEN {problem} THEN {problem_message} END, ?, ? \
-             FROM {stage} s LEFT JOIN {target} t ON {on} \
-             WHERE t.{first_key} IS NULL OR {changed} <> ''",
+             FROM {stage} s {join} \
+             WHERE {is_new} OR {changed} <> ''",
             created = literal(ev.created.as_str()),
             updated = literal(ev.updated.as_str()),
             email = field(ev.customer_email),
@@ -378,8 +388,6 @@ impl Tx<'_> {
             success = literal(Status::Success.as_str()),
             direction = literal(Direction::FromHelpScout.as_str()),
             stage = quote_ident(&stage.name),
-            target = quote_ident(table.name),
-            on = keys.join(" AND "),
         );
         let n = self.conn.execute(&sql, params![run_id, table.name]).map_err(db(format!("logging {} events", table.name)))?;
         Ok(n as u64)

@@ -33,6 +33,7 @@ pub use outputs::{Outputs, RunLock};
 pub use lake::{DATA_FILE, Lake, LakeFormat, LakeLocation, LakeSpec, Vacuumed, partition_key};
 pub use log::LOG_TABLE;
 pub use reports::{HappinessBy, ProductivityBy, UsageBy};
+pub use rows::Against;
 pub use runs::{LastRun, StatusReport, TableStatus, reset};
 pub use views::{VIEWS, ViewFileStatus, ObjectKind, objects};
 pub use warehouse::{Reader, SYNC_IDLE, Tx, Warehouse, WindowStats};
@@ -69,6 +70,10 @@ pub enum StoreError {
     StateDir { path: String, reason: String },
     #[error("The outbox {path} cannot be used: {reason}; check that the state folder is writable and on a local disk.")]
     Outbox { path: String, reason: String },
+    /// A commit meant to append new rows found some of their keys held already; the caller
+    /// rolls it back and upserts instead (it never reaches a user).
+    #[error("Table {table} already holds some of the rows being appended as new.")]
+    KeysAlreadyHeld { table: String },
     #[error("The view {view} is not installed in {path}: {reason}")]
     ViewMissing { view: String, path: String, reason: String },
 }

@@ -14,6 +14,16 @@ pub struct Unchanged {
     name: String,
 }
 
+/// What staged rows are compared with when their log events are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    /// The rows the table holds: new rows are created, differing ones updated.
+    Held,
+    /// Nothing: every staged row is new (it is being appended to a table that held none of
+    /// its keys, which `append_new` verifies).
+    Nothing,
+}
+
 /// Rows staged for one table in the current transaction.
 pub struct Stage {
     pub(super) table: &'static Table,
@@ -76,6 +86,23 @@ impl Tx<'_> {
             .execute(&format!("INSERT INTO {} SELECT * FROM {staged}", quote_ident(table.name)), [])
             .map_err(db(format!("inserting rows of {}", table.name)))?;
         Ok(n as u64)
+    }
+
+    /// Appends the `staged` rows of a stage to a table that holds none of their keys: no
+    /// comparison, no deletion, index lookups only. When the table holds any of the keys
+    /// after all (a row listed twice in a run), nothing is written and the commit fails with
+    /// `KeysAlreadyHeld`, for the caller to roll back and upsert instead.
+    pub fn append_new(&self, stage: &Stage, staged: usize) -> Result<(), StoreError> {
+        let table = stage.table;
+        let staged_name = quote_ident(&stage.name);
+        let inserted = self
+            .conn
+            .execute(&format!("INSERT OR IGNORE INTO {} SELECT * FROM {staged_name}", quote_ident(table.name)), [])
+            .map_err(db(format!("appending rows of {}", table.name)))?;
+        if inserted != staged {
+            return Err(StoreError::KeysAlreadyHeld { table: table.name.to_string() });
+        }
+        self.mark_dirty(table, &staged_name, "true")
     }
 
     /// Takes out of the stage the rows the table already holds exactly as staged (every
@@ -217,6 +244,21 @@ impl Tx<'_> {
     /// Every id the table holds, in order.
     pub fn held_ids(&self, table: &Table) -> Result<Vec<i64>, StoreError> {
         self.ids(&format!("SELECT id FROM {} ORDER BY id", quote_ident(table.name)))
+    }
+
+    /// Those of `tables` that hold no row (a backfill's, which chunks may append to).
+    pub fn empty_tables(&self, tables: &[&'static Table]) -> Result<Vec<&'static Table>, StoreError> {
+        let mut empty = Vec::new();
+        for table in tables {
+            let any: bool = self
+                .conn
+                .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {})", quote_ident(table.name)), [], |r| r.get(0))
+                .map_err(db(format!("looking into {}", table.name)))?;
+            if !any {
+                empty.push(*table);
+            }
+        }
+        Ok(empty)
     }
 
     /// Whether the table holds a row with this id.
