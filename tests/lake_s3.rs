@@ -236,7 +236,7 @@ async fn delta_and_hive_lakes_in_a_bucket_hold_the_tables_and_never_the_credenti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_writer_on_the_same_bucket_is_stopped_and_the_table_stays_whole() {
-    use helpscout_etl::store::lake::{FIRST, Partition};
+    use helpscout_etl::store::lake::{FIRST, Partition, pieces};
     use helpscout_etl::store::{Lake, LakeFormat, LakeLocation, LakeSpec};
     let moto = Moto::start();
     moto.bucket("race").await;
@@ -255,12 +255,12 @@ async fn a_second_writer_on_the_same_bucket_is_stopped_and_the_table_stays_whole
     let rows = |n: i64| arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(arrow::array::Int64Array::from_iter_values(0..n))]).unwrap();
     let part = Partition { table: "t".into(), by: None };
     let mut first = a.publisher("t", None, &schema).unwrap();
-    first.replace(&part, FIRST, None, vec![(FIRST, rows(3))]).unwrap();
+    first.replace(&part, FIRST, None, pieces(vec![(FIRST, rows(3))])).unwrap();
     let v = first.finish().unwrap().unwrap();
     let mut one = a.publisher("t", None, &schema).unwrap();
     let mut other = b.publisher("t", None, &schema).unwrap();
-    one.replace(&part, FIRST, None, vec![(FIRST, rows(4))]).unwrap();
-    other.replace(&part, FIRST, None, vec![(FIRST, rows(5))]).unwrap();
+    one.replace(&part, FIRST, None, pieces(vec![(FIRST, rows(4))])).unwrap();
+    other.replace(&part, FIRST, None, pieces(vec![(FIRST, rows(5))])).unwrap();
     assert_eq!(other.finish().unwrap(), Some(v + 1));
     let err = one.finish().unwrap_err().to_string();
     assert!(err.contains("Another writer committed version") && err.contains("only one helpscout-etl"), "{err}");

@@ -31,7 +31,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::Files;
 use super::files::{block_on, lake_runtime};
-use super::publish::{FIRST, Partition, Publisher, encode_with};
+use super::publish::{FIRST, Partition, Pieces, Publisher, encode_with};
 use crate::store::StoreError;
 
 /// A checkpoint every so many versions (Delta's default interval), so readers replay few
@@ -387,10 +387,11 @@ fn current_files_of(engine: &DefaultEngine<TokioMultiThreadExecutor>, snapshot: 
 }
 
 impl Publisher for DeltaPublisher<'_> {
-    fn replace(&mut self, partition: &Partition, from: i64, to: Option<i64>, pieces: Vec<(i64, RecordBatch)>) -> Result<u64, StoreError> {
+    fn replace(&mut self, partition: &Partition, from: i64, to: Option<i64>, pieces: Pieces<'_>) -> Result<u64, StoreError> {
         self.remove_where(partition, |start| start.is_some_and(|s| s >= from && to.is_none_or(|t| s < t)));
         let mut bytes = 0;
-        for (start, batch) in pieces {
+        for piece in pieces {
+            let (start, batch) = piece?;
             if batch.num_rows() > 0 {
                 bytes += self.add_file(partition, start, batch)?;
             }
@@ -465,6 +466,7 @@ impl Publisher for DeltaPublisher<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::lake::publish::pieces;
 
     #[test]
     fn file_names_carry_their_slice_start() {
@@ -502,15 +504,15 @@ mod tests {
         let schema = batch(0..0).schema();
         let part = Partition { table: "t".into(), by: Some(("p".into(), "2024-06".into())) };
         let mut first = a.publisher("t", Some("p".into()), &schema).unwrap();
-        first.replace(&part, FIRST, None, vec![(FIRST, batch(0..10))]).unwrap();
+        first.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..10))])).unwrap();
         let v1 = first.finish().unwrap().unwrap();
         assert_eq!(ids(&a), (0..10).collect::<Vec<_>>());
 
         // Both writers start from the same version; the one that commits second is stopped.
         let mut one = a.publisher("t", Some("p".into()), &schema).unwrap();
         let mut other = b.publisher("t", Some("p".into()), &schema).unwrap();
-        one.replace(&part, FIRST, None, vec![(FIRST, batch(0..5))]).unwrap();
-        other.replace(&part, FIRST, None, vec![(FIRST, batch(0..7))]).unwrap();
+        one.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..5))])).unwrap();
+        other.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..7))])).unwrap();
         assert_eq!(other.finish().unwrap(), Some(v1 + 1));
         match one.finish() {
             Err(StoreError::LakeConflict { table, version }) => assert_eq!((table.as_str(), version), ("t", v1 + 1)),
@@ -538,7 +540,7 @@ mod tests {
         let mut versions = Vec::new();
         for round in 0..12 {
             let mut p = lake.publisher("t", None, &schema).unwrap();
-            p.replace(&part, FIRST, None, vec![(FIRST, batch(0..round + 1))]).unwrap();
+            p.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..round + 1))])).unwrap();
             versions.push(p.finish().unwrap().unwrap());
         }
         assert_eq!(versions, (0..12).map(|v| v + 1).collect::<Vec<i64>>(), "version 0 creates the table");

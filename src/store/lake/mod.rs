@@ -18,7 +18,7 @@ use arrow::datatypes::SchemaRef;
 
 pub use files::{Env, Files, Listed, process_env};
 pub use delta::Vacuumed;
-pub use publish::{FIRST, Partition, Publisher};
+pub use publish::{FIRST, Partition, Pieces, Publisher, pieces};
 pub use slices::{DATA_FILE, Exported, LOG_BLOCK, LOG_DAY_SQL, SLICE_ROWS, partition_key};
 
 use crate::store::StoreError;

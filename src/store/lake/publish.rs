@@ -42,7 +42,7 @@ impl Partition {
 pub trait Publisher {
     /// The files holding `[from, to)` of `partition` are replaced by `pieces` (each with its
     /// start key). No piece: the slice is gone. Returns the bytes written.
-    fn replace(&mut self, partition: &Partition, from: i64, to: Option<i64>, pieces: Vec<(i64, RecordBatch)>) -> Result<u64, StoreError>;
+    fn replace(&mut self, partition: &Partition, from: i64, to: Option<i64>, pieces: Pieces<'_>) -> Result<u64, StoreError>;
     /// Files of `partition` that belong to none of the slices starting at `kept` go (left by an
     /// export that did not commit).
     fn sweep(&mut self, partition: &Partition, kept: &[i64]) -> Result<(), StoreError>;
@@ -51,6 +51,15 @@ pub trait Publisher {
     /// Publishes what was replaced. Delta returns the table's new version (None: nothing to
     /// commit).
     fn finish(self: Box<Self>) -> Result<Option<i64>, StoreError>;
+}
+
+/// The pieces of a slice, each with where it starts, produced one at a time (read from DuckDB
+/// as they are written, so that a backfill's whole partition is never in memory at once).
+pub type Pieces<'a> = Box<dyn Iterator<Item = Result<(i64, RecordBatch), StoreError>> + 'a>;
+
+/// Pieces already in memory.
+pub fn pieces(held: Vec<(i64, RecordBatch)>) -> Pieces<'static> {
+    Box::new(held.into_iter().map(Ok))
 }
 
 /// Encodes batches as one Parquet file (snappy) in memory: a slice is at most a few thousand
@@ -93,14 +102,16 @@ fn hive_start(name: &str) -> Option<i64> {
 }
 
 impl Publisher for Hive<'_> {
-    fn replace(&mut self, partition: &Partition, from: i64, _to: Option<i64>, pieces: Vec<(i64, RecordBatch)>) -> Result<u64, StoreError> {
+    fn replace(&mut self, partition: &Partition, from: i64, _to: Option<i64>, pieces: Pieces<'_>) -> Result<u64, StoreError> {
         let dir = partition.key();
-        if pieces.is_empty() {
+        let mut pieces = pieces.peekable();
+        if pieces.peek().is_none() {
             self.files.delete(&format!("{dir}/{}", hive_file(from)))?;
             return Ok(0);
         }
         let mut bytes = 0;
-        for (start, batch) in pieces {
+        for piece in pieces {
+            let (start, batch) = piece?;
             let body = encode(&partition.table, &self.schema, [batch])?;
             bytes += body.len() as u64;
             self.files.put(&format!("{dir}/{}", hive_file(start)), body)?;

@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use std::sync::Arc;
 
-use super::publish::{FIRST, Partition, Publisher};
+use super::publish::{FIRST, Partition, Publisher, pieces};
 use super::{Lake, LakeFormat};
 use crate::store::ddl::{DIRTY_TABLE, LAKE_TABLES, SLICES_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
 use crate::store::log::LOG_TABLE;
@@ -233,14 +233,16 @@ impl Tx<'_> {
     }
 
     /// Rewrites the slice `[from, to)` of one partition from DuckDB, cut in pieces when it grew
-    /// too large, and records its pieces. Returns the bytes written.
+    /// too large, and records its pieces. Returns the bytes written. The slice's keys are read
+    /// first, then each piece's rows as it is written: a backfill's partition (the whole month
+    /// is one slice then) never sits in memory at once, whatever the account's size.
     fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>) -> Result<u64, StoreError> {
+        let name = table.name;
         let columns: Vec<String> = schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+        let key = table.partition_month_of.map(quote_ident);
         let mut filter = Vec::new();
         let mut order: Vec<String> = Vec::new();
-        let key = table.partition_month_of;
-        if let Some(col) = key {
-            let c = quote_ident(col);
+        if let Some(c) = &key {
             order.push(c.clone());
             match month_bounds(value) {
                 Some((first, next)) => {
@@ -252,48 +254,53 @@ impl Tx<'_> {
             }
         }
         order.extend(table.primary_key.iter().map(|k| quote_ident(k)));
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} ORDER BY {}",
-            columns.join(", "),
-            quote_ident(table.name),
-            if filter.is_empty() { "true".to_string() } else { filter.join(" AND ") },
-            order.join(", ")
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(db(table.name))?;
-        let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(db(table.name))?.collect();
-        let batch = arrow::compute::concat_batches(&stmt_schema(&batches, schema), &batches).map_err(|e| StoreError::LakeEncode { table: table.name.into(), reason: e.to_string() })?;
-        let batch = conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: table.name.into(), reason })?;
-        let name = table.name;
+        let filter = if filter.is_empty() { "true".to_string() } else { filter.join(" AND ") };
+        let (table_sql, order) = (quote_ident(name), order.join(", "));
+        let keys: Vec<i64> = match &key {
+            Some(c) => self.longs(&format!("SELECT coalesce(epoch_us({c}), CAST({FIRST} AS BIGINT)) FROM {table_sql} WHERE {filter} ORDER BY {order}"), &[], name)?,
+            None => {
+                let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table_sql}"), [], |r| r.get(0)).map_err(db(name))?;
+                vec![FIRST; n as usize]
+            }
+        };
         let part = partition(table, value);
         self.conn
             .execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ? AND slice_start = ?"), duckdb::params![name, value, from])
             .map_err(db(name))?;
         // An empty slice goes, unless it is the partition's first (which stays, possibly empty).
-        if batch.num_rows() == 0 && from != FIRST {
-            return publisher.replace(&part, from, to, vec![]);
+        if keys.is_empty() && from != FIRST {
+            return publisher.replace(&part, from, to, pieces(vec![]));
         }
-        let keys: Vec<i64> = match key {
-            Some(col) => {
-                let array = batch.column(schema.index_of(col).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?);
-                let micros = arrow::compute::cast(array, &arrow::datatypes::DataType::Int64).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
-                let micros = micros.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to Int64");
-                (0..micros.len()).map(|i| if arrow::array::Array::is_null(micros, i) { FIRST } else { micros.value(i) }).collect()
-            }
-            None => vec![],
-        };
         let mut bounds = vec![0];
         bounds.extend(cuts(&keys));
-        bounds.push(batch.num_rows());
-        let mut pieces = Vec::new();
+        bounds.push(keys.len());
+        let mut ranges = Vec::new();
         for w in bounds.windows(2) {
             let (a, b) = (w[0], w[1]);
             let start = if a == 0 { from } else { keys[a] };
-            pieces.push((start, batch.slice(a, b - a)));
             self.conn
                 .execute(&format!("INSERT INTO {SLICES_TABLE} VALUES (?, ?, ?, ?)"), duckdb::params![name, value, start, (b - a) as i64])
                 .map_err(db(name))?;
+            // Cuts never fall between equal keys: a piece is exactly the rows of its key range.
+            let mut range = String::new();
+            if let Some(c) = key.as_ref().filter(|_| bounds.len() > 2) {
+                if a > 0 {
+                    range.push_str(&format!(" AND {c} >= make_timestamp({}::BIGINT)::TIMESTAMPTZ", keys[a]));
+                }
+                if b < keys.len() {
+                    range.push_str(&format!(" AND {c} < make_timestamp({}::BIGINT)::TIMESTAMPTZ", keys[b]));
+                }
+            }
+            ranges.push((start, format!("SELECT {} FROM {table_sql} WHERE {filter}{range} ORDER BY {order}", columns.join(", "))));
         }
-        publisher.replace(&part, from, to, pieces)
+        let read = move |(start, sql): (i64, String)| -> Result<(i64, RecordBatch), StoreError> {
+            let mut stmt = self.conn.prepare(&sql).map_err(db(name))?;
+            let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(db(name))?.collect();
+            let batch = arrow::compute::concat_batches(&stmt_schema(&batches, schema), &batches).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
+            let batch = conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: name.into(), reason })?;
+            Ok((start, batch))
+        };
+        publisher.replace(&part, from, to, Box::new(ranges.into_iter().map(read)))
     }
 
     /// Removes files of a partition that its slice list does not name (left by an interrupted
@@ -357,10 +364,10 @@ impl Tx<'_> {
             let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| StoreError::LakeEncode { table: LOG_TABLE.into(), reason: e.to_string() })?;
             // A block whose rows all moved to another day goes.
             let pieces = if batch.num_rows() == 0 { vec![] } else { vec![(*b, batch)] };
-            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), pieces)?;
+            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), super::publish::pieces(pieces))?;
         }
         for d in whole_days {
-            publisher.replace(&day_of(&d), FIRST, Some(FIRST + 1), vec![])?;
+            publisher.replace(&day_of(&d), FIRST, Some(FIRST + 1), pieces(vec![]))?;
         }
         if let Some(version) = publisher.finish()? {
             self.record_lake_version(LOG_TABLE, version)?;
