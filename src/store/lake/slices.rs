@@ -41,6 +41,9 @@ fn partition(table: &Table, value: &str) -> Partition {
 /// changed row rewrites at most a few thousand rows, whatever the account's size.
 pub const SLICE_ROWS: usize = 1_000;
 
+/// How many pieces of a slice one read from DuckDB fetches: a few megabytes at the most.
+const PIECES_PER_READ: usize = 8;
+
 /// What one export commit did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Exported {
@@ -274,14 +277,20 @@ impl Tx<'_> {
         let mut bounds = vec![0];
         bounds.extend(cuts(&keys));
         bounds.push(keys.len());
-        let mut ranges = Vec::new();
+        let mut starts = Vec::new();
         for w in bounds.windows(2) {
             let (a, b) = (w[0], w[1]);
             let start = if a == 0 { from } else { keys[a] };
             self.conn
                 .execute(&format!("INSERT INTO {SLICES_TABLE} VALUES (?, ?, ?, ?)"), duckdb::params![name, value, start, (b - a) as i64])
                 .map_err(db(name))?;
-            // Cuts never fall between equal keys: a piece is exactly the rows of its key range.
+            starts.push((start, b - a));
+        }
+        // Pieces are read PIECES_PER_READ at a time (each read scans the table's key column).
+        // Cuts never fall between equal keys: a group is exactly the rows of its key range.
+        let mut reads = Vec::new();
+        for (g, group) in bounds.windows(2).collect::<Vec<_>>().chunks(PIECES_PER_READ).enumerate() {
+            let (a, b) = (group[0][0], group[group.len() - 1][1]);
             let mut range = String::new();
             if let Some(c) = key.as_ref().filter(|_| bounds.len() > 2) {
                 if a > 0 {
@@ -291,16 +300,33 @@ impl Tx<'_> {
                     range.push_str(&format!(" AND {c} < make_timestamp({}::BIGINT)::TIMESTAMPTZ", keys[b]));
                 }
             }
-            ranges.push((start, format!("SELECT {} FROM {table_sql} WHERE {filter}{range} ORDER BY {order}", columns.join(", "))));
+            let sql = format!("SELECT {} FROM {table_sql} WHERE {filter}{range} ORDER BY {order}", columns.join(", "));
+            let first = g * PIECES_PER_READ;
+            reads.push((sql, starts[first..first + group.len()].to_vec()));
         }
-        let read = move |(start, sql): (i64, String)| -> Result<(i64, RecordBatch), StoreError> {
-            let mut stmt = self.conn.prepare(&sql).map_err(db(name))?;
-            let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(db(name))?.collect();
-            let batch = arrow::compute::concat_batches(&stmt_schema(&batches, schema), &batches).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
-            let batch = conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: name.into(), reason })?;
-            Ok((start, batch))
+        let read = move |(sql, group): (String, Vec<(i64, usize)>)| -> Vec<Result<(i64, RecordBatch), StoreError>> {
+            let read = || -> Result<RecordBatch, StoreError> {
+                let mut stmt = self.conn.prepare(&sql).map_err(db(name))?;
+                let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(db(name))?.collect();
+                let batch = arrow::compute::concat_batches(&stmt_schema(&batches, schema), &batches).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
+                conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: name.into(), reason })
+            };
+            match read() {
+                Ok(batch) => {
+                    let mut offset = 0;
+                    group
+                        .into_iter()
+                        .map(|(start, rows)| {
+                            let piece = batch.slice(offset.min(batch.num_rows()), rows.min(batch.num_rows().saturating_sub(offset)));
+                            offset += rows;
+                            Ok((start, piece))
+                        })
+                        .collect()
+                }
+                Err(e) => vec![Err(e)],
+            }
         };
-        publisher.replace(&part, from, to, Box::new(ranges.into_iter().map(read)))
+        publisher.replace(&part, from, to, Box::new(reads.into_iter().flat_map(read)))
     }
 
     /// Removes files of a partition that its slice list does not name (left by an interrupted
@@ -532,5 +558,57 @@ mod tests {
         export(&w, &mut windows);
         assert!(local_files("conversations").is_empty());
         assert!(!root.join("conversations/created_at_month=2024-06").exists());
+    }
+}
+
+#[cfg(test)]
+mod piece_tests {
+    use super::*;
+    use crate::catalog::CONVERSATIONS;
+    use crate::convert::{RunStamp, TableConverter};
+    use crate::store::{Warehouse, WindowStats};
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    /// A slice cut in more pieces than one read fetches: every row in exactly one file, each
+    /// file holding one key range, in order.
+    #[test]
+    fn a_slice_read_in_several_groups_of_pieces_holds_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("t.duckdb"));
+        let root = dir.path().join("parquet");
+        let lake = Lake::local(LakeFormat::Parquet, &root);
+        let conv = TableConverter::new(&CONVERSATIONS, None);
+        let stamp = RunStamp { run_id: "r".into(), extracted_at: chrono::Utc::now() };
+        let june = chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z").unwrap().to_utc();
+        let n = (PIECES_PER_READ * 2 + 3) * SLICE_ROWS;
+        // Two conversations per second: equal keys, which a cut never separates.
+        let rows: Vec<_> = (0..n as i64)
+            .map(|id| {
+                let created = (june + chrono::Duration::seconds(id / 2)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                conv.row(&serde_json::json!({"id": id, "number": id, "createdAt": created}), None, &stamp).unwrap()
+            })
+            .collect();
+        let mut windows = WindowStats::default();
+        w.commit(&mut windows, |tx| {
+            tx.ensure_tables(&[(&CONVERSATIONS, conv.schema_columns().to_vec())])?;
+            let stage = tx.stage(&CONVERSATIONS, vec![conv.batch(&rows).unwrap()])?;
+            tx.upsert(&stage)?;
+            tx.export_stale(&lake, &CONVERSATIONS, &conv.schema(), Duration::from_secs(60))
+        })
+        .unwrap();
+        let files: Vec<_> = lake.files().list("conversations").unwrap().into_iter().map(|o| root.join(o.key)).collect();
+        assert!(files.len() > PIECES_PER_READ * 2, "{} files", files.len());
+        let mut seen = BTreeSet::new();
+        for file in &files {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap()).unwrap().build().unwrap();
+            for batch in reader {
+                let ids = batch.unwrap().column_by_name("id").unwrap().as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().clone();
+                for id in ids.iter().flatten() {
+                    assert!(seen.insert(id), "{id} in two files");
+                }
+            }
+        }
+        assert_eq!(seen.len(), n);
     }
 }
