@@ -167,8 +167,10 @@ impl Tx<'_> {
             return Ok(done);
         }
         let mut slices: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for (value, start) in self.keyed_longs(&format!("SELECT partition_value, slice_start FROM {SLICES_TABLE} WHERE table_name = ? ORDER BY 1, 2"), name)? {
-            slices.entry(value).or_default().push(start);
+        let mut held_rows: BTreeMap<(String, i64), i64> = BTreeMap::new();
+        for (value, start, rows) in self.slice_rows(name)? {
+            slices.entry(value.clone()).or_default().push(start);
+            held_rows.insert((value, start), rows);
         }
         let mut publisher = lake.publisher(name, table.partition_month_of.map(partition_key), schema)?;
         for value in partitions {
@@ -199,7 +201,8 @@ impl Tx<'_> {
                     break;
                 }
                 let (from, to) = (starts[i], starts.get(i + 1).copied());
-                done.bytes += self.write_slice(publisher.as_mut(), table, schema, &value, from, to)?;
+                let held = held_rows.get(&(value.clone(), from)).copied();
+                done.bytes += self.write_slice(publisher.as_mut(), table, schema, &value, from, to, held)?;
                 done.files += 1;
                 written += 1;
                 ranges.push((from, to));
@@ -239,7 +242,10 @@ impl Tx<'_> {
     /// too large, and records its pieces. Returns the bytes written. The slice's keys are read
     /// first, then each piece's rows as it is written: a backfill's partition (the whole month
     /// is one slice then) never sits in memory at once, whatever the account's size.
-    fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>) -> Result<u64, StoreError> {
+    /// A slice last written with at most twice `SLICE_ROWS` rows (`held`, a refresh's) is read
+    /// in one query instead; the others (a new partition's, a grown one's) key first.
+    #[allow(clippy::too_many_arguments)]
+    fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>, held: Option<i64>) -> Result<u64, StoreError> {
         let name = table.name;
         let columns: Vec<String> = schema.fields().iter().map(|f| quote_ident(f.name())).collect();
         let key = table.partition_month_of.map(quote_ident);
@@ -259,12 +265,20 @@ impl Tx<'_> {
         order.extend(table.primary_key.iter().map(|k| quote_ident(k)));
         let filter = if filter.is_empty() { "true".to_string() } else { filter.join(" AND ") };
         let (table_sql, order) = (quote_ident(name), order.join(", "));
-        let keys: Vec<i64> = match &key {
-            Some(c) => self.longs(&format!("SELECT coalesce(epoch_us({c}), CAST({FIRST} AS BIGINT)) FROM {table_sql} WHERE {filter} ORDER BY {order}"), &[], name)?,
-            None => {
-                let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table_sql}"), [], |r| r.get(0)).map_err(db(name))?;
-                vec![FIRST; n as usize]
+        let select = format!("SELECT {} FROM {table_sql} WHERE {filter}", columns.join(", "));
+        let whole = match held {
+            Some(n) if n as usize <= 2 * SLICE_ROWS => Some(self.read_batch(&format!("{select} ORDER BY {order}"), name, schema)?),
+            _ => None,
+        };
+        let keys: Vec<i64> = match (&whole, table.partition_month_of) {
+            (Some(batch), Some(col)) => {
+                let array = batch.column(schema.index_of(col).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?);
+                let micros = arrow::compute::cast(array, &arrow::datatypes::DataType::Int64).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
+                let micros = micros.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to Int64");
+                (0..micros.len()).map(|i| if arrow::array::Array::is_null(micros, i) { FIRST } else { micros.value(i) }).collect()
             }
+            (Some(batch), None) => vec![FIRST; batch.num_rows()],
+            (None, _) => self.slice_keys(&key, &table_sql, &filter, &order, name)?,
         };
         let part = partition(table, value);
         self.conn
@@ -286,6 +300,18 @@ impl Tx<'_> {
                 .map_err(db(name))?;
             starts.push((start, b - a));
         }
+        if let Some(batch) = whole {
+            let mut offset = 0;
+            let held: Vec<_> = starts
+                .iter()
+                .map(|&(start, rows)| {
+                    let piece = batch.slice(offset, rows);
+                    offset += rows;
+                    (start, piece)
+                })
+                .collect();
+            return publisher.replace(&part, from, to, pieces(held));
+        }
         // Pieces are read PIECES_PER_READ at a time (each read scans the table's key column).
         // Cuts never fall between equal keys: a group is exactly the rows of its key range.
         let mut reads = Vec::new();
@@ -305,13 +331,7 @@ impl Tx<'_> {
             reads.push((sql, starts[first..first + group.len()].to_vec()));
         }
         let read = move |(sql, group): (String, Vec<(i64, usize)>)| -> Vec<Result<(i64, RecordBatch), StoreError>> {
-            let read = || -> Result<RecordBatch, StoreError> {
-                let mut stmt = self.conn.prepare(&sql).map_err(db(name))?;
-                let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(db(name))?.collect();
-                let batch = arrow::compute::concat_batches(&stmt_schema(&batches, schema), &batches).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
-                conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: name.into(), reason })
-            };
-            match read() {
+            match self.read_batch(&sql, name, schema) {
                 Ok(batch) => {
                     let mut offset = 0;
                     group
@@ -327,6 +347,32 @@ impl Tx<'_> {
             }
         };
         publisher.replace(&part, from, to, Box::new(reads.into_iter().flat_map(read)))
+    }
+
+    /// Every slice of a table: partition, start, rows when last written.
+    fn slice_rows(&self, table: &str) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!("SELECT partition_value, slice_start, rows FROM {SLICES_TABLE} WHERE table_name = ? ORDER BY 1, 2")).map_err(db(table))?;
+        let rows = stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(db(table))?.collect::<Result<Vec<_>, _>>().map_err(db(table))?;
+        Ok(rows)
+    }
+
+    /// The keys of a slice's rows in order (all `FIRST` in an unpartitioned table).
+    fn slice_keys(&self, key: &Option<String>, table_sql: &str, filter: &str, order: &str, name: &str) -> Result<Vec<i64>, StoreError> {
+        match key {
+            Some(c) => self.longs(&format!("SELECT coalesce(epoch_us({c}), CAST({FIRST} AS BIGINT)) FROM {table_sql} WHERE {filter} ORDER BY {order}"), &[], name),
+            None => {
+                let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table_sql}"), [], |r| r.get(0)).map_err(db(name))?;
+                Ok(vec![FIRST; n as usize])
+            }
+        }
+    }
+
+    /// The rows a query selects, as one batch of the table's schema.
+    fn read_batch(&self, sql: &str, name: &str, schema: &SchemaRef) -> Result<RecordBatch, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(db(name))?;
+        let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(db(name))?.collect();
+        let batch = arrow::compute::concat_batches(&stmt_schema(&batches, schema), &batches).map_err(|e| StoreError::LakeEncode { table: name.into(), reason: e.to_string() })?;
+        conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: name.into(), reason })
     }
 
     /// Removes files of a partition that its slice list does not name (left by an interrupted
