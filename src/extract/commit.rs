@@ -2,8 +2,8 @@
 //! children replaced), written on a blocking thread while the next chunk is fetched; and whole
 //! replacements (a table's or some parents' rows replaced by what this run listed).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::SyncError;
 use super::census::Span;
-use super::context::{Ledger, Run};
+use super::context::{Appendable, Ledger, Run};
 use crate::catalog::Table;
 use crate::convert::{Row, TableConverter};
 use crate::store::{Against, Scope, StoreError, Tx, Warehouse, WindowStats};
@@ -67,33 +67,6 @@ pub(crate) fn row_id(row: &Row) -> Option<i64> {
 
 /// A chunk being written on a blocking thread: its merge candidates and commit windows.
 pub(crate) struct PendingCommit(tokio::task::JoinHandle<Result<(Vec<i64>, WindowStats), SyncError>>);
-
-/// Tables that held no row when the run began (a backfill's) and have not met a row listed
-/// twice since: their chunks are appended, with no comparison against what they hold.
-#[derive(Default)]
-pub(crate) struct Appendable(Mutex<HashSet<&'static Table>>);
-
-impl Appendable {
-    pub fn set(&self, tables: Vec<&'static Table>) {
-        *self.lock() = tables.into_iter().collect();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<&'static Table>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn all(&self, tables: &[&'static Table]) -> bool {
-        let set = self.lock();
-        tables.iter().all(|t| set.contains(t))
-    }
-
-    fn remove(&self, tables: &[&'static Table]) {
-        let mut set = self.lock();
-        tables.iter().for_each(|t| {
-            set.remove(t);
-        });
-    }
-}
 
 /// One chunk's rows as Arrow batches: the parent's (when stored) and each child table's.
 struct Batches {

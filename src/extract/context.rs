@@ -2,8 +2,8 @@
 //! converters) and what it accumulates as it goes (`Ledger`: bookmarks, listed ids, failures,
 //! usage). Strategies read the first and write the second.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -29,7 +29,34 @@ pub(crate) struct Run<'a> {
     pub converters: HashMap<&'static Table, Arc<TableConverter>>,
     pub observer: &'a dyn Observer,
     /// Tables whose chunks are appended rather than upserted (set when the run starts).
-    pub appendable: Arc<super::commit::Appendable>,
+    pub appendable: Arc<Appendable>,
+}
+
+/// Tables that held no row when the run began (a backfill's) and have not met a row listed
+/// twice since: their chunks are appended, with no comparison against what they hold.
+#[derive(Default)]
+pub(crate) struct Appendable(Mutex<HashSet<&'static Table>>);
+
+impl Appendable {
+    pub fn set(&self, tables: Vec<&'static Table>) {
+        *self.lock() = tables.into_iter().collect();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<&'static Table>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn all(&self, tables: &[&'static Table]) -> bool {
+        let set = self.lock();
+        tables.iter().all(|t| set.contains(t))
+    }
+
+    pub fn remove(&self, tables: &[&'static Table]) {
+        let mut set = self.lock();
+        tables.iter().for_each(|t| {
+            set.remove(t);
+        });
+    }
 }
 
 /// API usage over a run.

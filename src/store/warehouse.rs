@@ -343,6 +343,22 @@ mod tests {
         assert_eq!(w.release(), Duration::ZERO, "asked once");
     }
 
+    /// What keeps a large backfill's checkpoints short: rows a writer adds go in groups of
+    /// `ROW_GROUP_ROWS`, not DuckDB's 122,880.
+    #[test]
+    fn a_writer_adds_rows_in_row_groups_of_row_group_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("groups.duckdb"));
+        let rows = 3 * ROW_GROUP_ROWS;
+        w.commit(&mut WindowStats::default(), |tx| {
+            tx.conn.execute_batch(&format!("CREATE TABLE t AS SELECT range AS n FROM range({rows})")).map_err(db("filling"))
+        })
+        .unwrap();
+        let reader = w.read().unwrap();
+        let groups: i64 = reader.conn.query_row("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('t')", [], |r| r.get(0)).unwrap();
+        assert_eq!(groups, 3);
+    }
+
     #[test]
     fn without_keep_open_every_commit_closes_the_file() {
         let dir = tempfile::tempdir().unwrap();
