@@ -257,11 +257,8 @@ impl Tx<'_> {
         let name = table.name;
         let (columns, order) = select_parts(table, schema);
         let key = table.partition_month_of.map(quote_ident);
-        let filter = match (&key, month_bounds(value)) {
-            (Some(c), Some(_)) => {
-                let (lo, hi) = slice_bounds(value, from, to).expect("a month partition has bounds");
-                range_sql(c, lo, hi)
-            }
+        let filter = match (&key, slice_bounds(value, from, to)) {
+            (Some(c), Some((lo, hi))) => range_sql(c, lo, hi),
             (Some(c), None) => format!("{c} IS NULL"),
             (None, _) => "true".to_string(),
         };
