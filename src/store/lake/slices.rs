@@ -166,16 +166,16 @@ impl Tx<'_> {
         if partitions.is_empty() {
             return Ok(done);
         }
-        let mut slices: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let mut book = SliceBook::default();
         let mut held_rows: BTreeMap<(String, i64), i64> = BTreeMap::new();
         for (value, start, rows) in self.slice_rows(name)? {
-            slices.entry(value.clone()).or_default().push(start);
+            book.held.entry(value.clone()).or_default().insert(start, rows);
             held_rows.insert((value, start), rows);
         }
         // Every stale slice, in the order they are written.
         let mut plans = Vec::new();
         for value in partitions {
-            let mut starts = slices.remove(&value).unwrap_or_default();
+            let mut starts: Vec<i64> = book.held.get(&value).map(|s| s.keys().copied().collect()).unwrap_or_default();
             if starts.first() != Some(&FIRST) {
                 starts.insert(0, FIRST);
             }
@@ -209,21 +209,19 @@ impl Tx<'_> {
                 let (from, to) = (starts[i], starts.get(i + 1).copied());
                 let held = held_rows.get(&(value.clone(), from)).copied();
                 let read = prefetch.take(self, table, schema, &value, from)?;
-                done.bytes += self.write_slice(publisher.as_mut(), table, schema, &value, from, to, held, read)?;
+                let (bytes, pieces) = self.write_slice(publisher.as_mut(), table, schema, &value, from, to, held, read)?;
+                book.rewrite(&value, from, pieces);
+                done.bytes += bytes;
                 done.files += 1;
                 written += 1;
                 ranges.push((from, to));
             }
-            // Every stale slice written: every mark of the partition goes, in one statement.
+            // Every stale slice written: every mark of the partition goes.
             if written == stale.len() {
                 ranges = vec![(FIRST, None)];
             }
             for (from, to) in ranges {
-                let lower = if from == FIRST { String::new() } else { format!(" AND at_us >= {from}") };
-                let upper = to.map_or(String::new(), |t| format!(" AND at_us < {t}"));
-                self.conn
-                    .execute(&format!("DELETE FROM {STALE_ROWS_TABLE} WHERE table_name = ? AND partition_value = ?{lower}{upper}"), duckdb::params![name, value])
-                    .map_err(db(name))?;
+                book.clear_marks(&value, from, to);
             }
             if whole {
                 // The slices not written yet keep the whole mark as marks of their own.
@@ -236,13 +234,42 @@ impl Tx<'_> {
                 done.more = true;
                 break;
             }
-            self.sweep_partition(publisher.as_mut(), table, &value)?;
+            self.sweep_partition(publisher.as_mut(), table, &value, &mut book)?;
             done.partitions += 1;
         }
+        self.record_book(name, &book)?;
         if let Some(version) = publisher.finish()? {
             self.record_lake_version(name, version)?;
         }
         Ok(done)
+    }
+
+    /// Writes back what an export changed of the slice list and the marks, in a few
+    /// statements: the rewritten partitions' slices anew, and every cleared mark at once.
+    fn record_book(&self, name: &str, book: &SliceBook) -> Result<(), StoreError> {
+        if !book.cleared.is_empty() {
+            self.conn
+                .execute(&format!("DELETE FROM {STALE_ROWS_TABLE} WHERE table_name = ? AND ({})", book.cleared.join(" OR ")), [name])
+                .map_err(db(name))?;
+        }
+        if book.touched.is_empty() {
+            return Ok(());
+        }
+        let touched: Vec<String> = book.touched.iter().map(|v| literal(v)).collect();
+        self.conn
+            .execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value IN ({})", touched.join(", ")), [name])
+            .map_err(db(name))?;
+        let rows: Vec<String> = book
+            .touched
+            .iter()
+            .filter_map(|v| book.held.get(v).map(|slices| (v, slices)))
+            .flat_map(|(v, slices)| slices.iter().map(move |(start, rows)| format!("({}, {}, {start}, {rows})", literal(name), literal(v))))
+            .collect();
+        // A few thousand rows per statement at the most (a backfill at a million conversations).
+        for chunk in rows.chunks(2_000) {
+            self.conn.execute(&format!("INSERT INTO {SLICES_TABLE} VALUES {}", chunk.join(", ")), []).map_err(db(name))?;
+        }
+        Ok(())
     }
 
     /// Rewrites the slice `[from, to)` of one partition from DuckDB, cut in pieces when it grew
@@ -251,9 +278,10 @@ impl Tx<'_> {
     /// is one slice then) never sits in memory at once, whatever the account's size.
     /// A slice last written with at most twice `SLICE_ROWS` rows (`held`, a refresh's) is read
     /// in one query instead; the others (a new partition's, a grown one's) key first.
-    /// `read`: the slice's rows when a `Prefetch` read them already.
+    /// `read`: the slice's rows when a `Prefetch` read them already. Returns the bytes written
+    /// and the pieces now holding the slice (start, rows), for the slice list.
     #[allow(clippy::too_many_arguments)]
-    fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>, held: Option<i64>, read: Option<RecordBatch>) -> Result<u64, StoreError> {
+    fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>, held: Option<i64>, read: Option<RecordBatch>) -> Result<(u64, Vec<(i64, usize)>), StoreError> {
         let name = table.name;
         let (columns, order) = select_parts(table, schema);
         let key = table.partition_month_of.map(quote_ident);
@@ -275,12 +303,9 @@ impl Tx<'_> {
             (None, _) => self.slice_keys(&key, &table_sql, &filter, &order, name)?,
         };
         let part = partition(table, value);
-        self.conn
-            .execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ? AND slice_start = ?"), duckdb::params![name, value, from])
-            .map_err(db(name))?;
         // An empty slice goes, unless it is the partition's first (which stays, possibly empty).
         if keys.is_empty() && from != FIRST {
-            return publisher.replace(&part, from, to, pieces(vec![]));
+            return Ok((publisher.replace(&part, from, to, pieces(vec![]))?, vec![]));
         }
         let mut bounds = vec![0];
         bounds.extend(cuts(&keys));
@@ -289,9 +314,6 @@ impl Tx<'_> {
         for w in bounds.windows(2) {
             let (a, b) = (w[0], w[1]);
             let start = if a == 0 { from } else { keys[a] };
-            self.conn
-                .execute(&format!("INSERT INTO {SLICES_TABLE} VALUES (?, ?, ?, ?)"), duckdb::params![name, value, start, (b - a) as i64])
-                .map_err(db(name))?;
             starts.push((start, b - a));
         }
         if let Some(batch) = whole {
@@ -304,7 +326,7 @@ impl Tx<'_> {
                     (start, piece)
                 })
                 .collect();
-            return publisher.replace(&part, from, to, pieces(held));
+            return Ok((publisher.replace(&part, from, to, pieces(held))?, starts));
         }
         // Pieces are read PIECES_PER_READ at a time (each read scans the table's key column).
         // Cuts never fall between equal keys: a group is exactly the rows of its key range.
@@ -340,7 +362,7 @@ impl Tx<'_> {
                 Err(e) => vec![Err(e)],
             }
         };
-        publisher.replace(&part, from, to, Box::new(reads.into_iter().flat_map(read)))
+        Ok((publisher.replace(&part, from, to, Box::new(reads.into_iter().flat_map(read)))?, starts))
     }
 
     /// Every slice of a table: partition, start, rows when last written.
@@ -371,15 +393,15 @@ impl Tx<'_> {
 
     /// Removes files of a partition that its slice list does not name (left by an interrupted
     /// export), and the whole partition when it holds no row.
-    fn sweep_partition(&self, publisher: &mut dyn Publisher, table: &Table, value: &str) -> Result<(), StoreError> {
-        let name = table.name;
+    fn sweep_partition(&self, publisher: &mut dyn Publisher, table: &Table, value: &str, book: &mut SliceBook) -> Result<(), StoreError> {
         let part = partition(table, value);
-        let rows: Vec<i64> = self.longs(&format!("SELECT rows FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ? ORDER BY slice_start"), &[&name, &value], name)?;
-        if table.partition_month_of.is_some() && rows.iter().sum::<i64>() == 0 {
-            self.conn.execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ?"), duckdb::params![name, value]).map_err(db(name))?;
+        let slices = book.held.get(value).cloned().unwrap_or_default();
+        if table.partition_month_of.is_some() && slices.values().sum::<i64>() == 0 {
+            book.held.remove(value);
+            book.touched.insert(value.to_string());
             return publisher.drop_partition(&part);
         }
-        let kept = self.longs(&format!("SELECT slice_start FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value = ?"), &[&name, &value], name)?;
+        let kept: Vec<i64> = slices.keys().copied().collect();
         publisher.sweep(&part, &kept)
     }
 
@@ -466,6 +488,36 @@ fn key_micros(batch: &RecordBatch, schema: &SchemaRef, column: &str, name: &str)
     let micros = arrow::compute::cast(array, &arrow::datatypes::DataType::Int64).map_err(|e| encode(e.to_string()))?;
     let micros = micros.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to Int64");
     Ok((0..micros.len()).map(|i| if arrow::array::Array::is_null(micros, i) { FIRST } else { micros.value(i) }).collect())
+}
+
+/// The slice list of a table's partitions as an export rewrites them, kept in memory and written
+/// back at its end (`record_book`): a statement per slice and per partition cost about a
+/// millisecond each to parse and plan, several hundred of them in a refresh.
+#[derive(Default)]
+struct SliceBook {
+    /// Partition → slice start → rows: as held, then as rewritten.
+    held: BTreeMap<String, BTreeMap<i64, i64>>,
+    /// Partitions whose slices changed (absent from `held`: the partition is gone).
+    touched: BTreeSet<String>,
+    /// The marks cleared, as SQL conditions on `_helpscout_stale_rows`.
+    cleared: Vec<String>,
+}
+
+impl SliceBook {
+    /// The slice starting at `from` is now held by `pieces` (none: it is gone).
+    fn rewrite(&mut self, value: &str, from: i64, pieces: Vec<(i64, usize)>) {
+        let slices = self.held.entry(value.to_string()).or_default();
+        slices.remove(&from);
+        slices.extend(pieces.into_iter().map(|(start, rows)| (start, rows as i64)));
+        self.touched.insert(value.to_string());
+    }
+
+    /// The marks of `[from, to)` of partition `value` go.
+    fn clear_marks(&mut self, value: &str, from: i64, to: Option<i64>) {
+        let lower = if from == FIRST { String::new() } else { format!(" AND at_us >= {from}") };
+        let upper = to.map_or(String::new(), |t| format!(" AND at_us < {t}"));
+        self.cleared.push(format!("(partition_value = {}{lower}{upper})", literal(value)));
+    }
 }
 
 /// Slices one read from DuckDB fetches together, at the most (and about `GROUP_ROWS` rows).
