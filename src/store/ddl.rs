@@ -18,6 +18,9 @@ pub(super) const SLICES_TABLE: &str = "_helpscout_lake_slices";
 pub(super) const JOIN_KEYS_TABLE: &str = "_helpscout_join_keys";
 /// Which lake each table's slices were exported to, and the Delta version holding them.
 pub(super) const LAKE_TABLES: &str = "_helpscout_lake_tables";
+/// The integration log (declared in `log.rs`; named here with the other tables the lake
+/// export reads, so that the export need not import the log's writer).
+pub const LOG_TABLE: &str = "helpscout_log";
 
 /// Stale lake slices (also created with the log: the outbox's copy of log rows marks them in a
 /// file no sync has prepared yet).

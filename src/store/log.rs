@@ -11,7 +11,7 @@ use super::{StoreError, Tx, db};
 use crate::catalog::log::{CONVERSATION_LINK_PREFIX, Direction, EventType, LogEvent, RecordFailure, RequestRecord, RetryTarget, Status};
 use crate::catalog::{Check, Field, Source, Table};
 
-pub const LOG_TABLE: &str = "helpscout_log";
+pub use super::ddl::LOG_TABLE;
 pub(super) const REQUESTS_TABLE: &str = "helpscout_api_requests";
 
 /// The log's columns, in order, with their DuckDB types: the one list its DDL, its writes and

@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use super::publish::{FIRST, Partition, Publisher, pieces};
 use super::{Lake, LakeFormat};
-use crate::store::ddl::{DIRTY_TABLE, LAKE_TABLES, SLICES_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
-use crate::store::log::LOG_TABLE;
+use crate::store::ddl::{DIRTY_TABLE, LAKE_TABLES, LOG_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
 use crate::store::{StoreError, Tx};
 use crate::catalog::Table;
 
@@ -167,10 +166,8 @@ impl Tx<'_> {
             return Ok(done);
         }
         let mut book = SliceBook::default();
-        let mut held_rows: BTreeMap<(String, i64), i64> = BTreeMap::new();
         for (value, start, rows) in self.slice_rows(name)? {
-            book.held.entry(value.clone()).or_default().insert(start, rows);
-            held_rows.insert((value, start), rows);
+            book.held.entry(value).or_default().insert(start, rows);
         }
         // Every stale slice, in the order they are written.
         let mut plans = Vec::new();
@@ -193,7 +190,7 @@ impl Tx<'_> {
             stale.dedup();
             plans.push((value, starts, stale, whole));
         }
-        let mut prefetch = Prefetch::plan(table, &plans, &held_rows);
+        let mut prefetch = Prefetch::plan(table, &plans, &book);
         let mut publisher = lake.publisher(name, table.partition_month_of.map(partition_key), schema)?;
         for (value, starts, stale, whole) in plans {
             if started.elapsed() >= budget && done.files > 0 {
@@ -207,7 +204,8 @@ impl Tx<'_> {
                     break;
                 }
                 let (from, to) = (starts[i], starts.get(i + 1).copied());
-                let held = held_rows.get(&(value.clone(), from)).copied();
+                // Rewrites so far added starts only before `to`: this slice's count is as held.
+                let held = book.rows(&value, from);
                 let read = prefetch.take(self, table, schema, &value, from)?;
                 let (bytes, pieces) = self.write_slice(publisher.as_mut(), table, schema, &value, from, to, held, read)?;
                 book.rewrite(&value, from, pieces);
@@ -225,16 +223,14 @@ impl Tx<'_> {
             }
             if whole {
                 // The slices not written yet keep the whole mark as marks of their own.
-                for &i in &stale[written..] {
-                    self.conn.execute(&format!("INSERT INTO {STALE_ROWS_TABLE} VALUES (?, ?, ?)"), duckdb::params![name, value, starts[i]]).map_err(db(name))?;
-                }
-                self.conn.execute(&format!("DELETE FROM {DIRTY_TABLE} WHERE table_name = ? AND partition_value = ?"), duckdb::params![name, value]).map_err(db(name))?;
+                book.marked.extend(stale[written..].iter().map(|&i| (value.clone(), starts[i])));
+                book.whole_cleared.push(value.clone());
             }
             if written < stale.len() {
                 done.more = true;
                 break;
             }
-            self.sweep_partition(publisher.as_mut(), table, &value, &mut book)?;
+            book.sweep(publisher.as_mut(), table, &value)?;
             done.partitions += 1;
         }
         self.record_book(name, &book)?;
@@ -245,31 +241,43 @@ impl Tx<'_> {
     }
 
     /// Writes back what an export changed of the slice list and the marks, in a few
-    /// statements: the rewritten partitions' slices anew, and every cleared mark at once.
+    /// statements: the rewritten partitions' slices anew, every cleared mark at once, and the
+    /// marks a whole partition's slices keep when the budget ended before them.
     fn record_book(&self, name: &str, book: &SliceBook) -> Result<(), StoreError> {
+        let table = literal(name);
+        let values = |rows: Vec<String>, into: &str| -> Result<(), StoreError> {
+            // A few thousand rows per statement at the most (a backfill at a million conversations).
+            for chunk in rows.chunks(2_000) {
+                self.conn.execute(&format!("INSERT INTO {into} VALUES {}", chunk.join(", ")), []).map_err(db(name))?;
+            }
+            Ok(())
+        };
+        let within = |partitions: &mut dyn Iterator<Item = &String>| partitions.map(|v| literal(v)).collect::<Vec<_>>().join(", ");
         if !book.cleared.is_empty() {
             self.conn
-                .execute(&format!("DELETE FROM {STALE_ROWS_TABLE} WHERE table_name = ? AND ({})", book.cleared.join(" OR ")), [name])
+                .execute(&format!("DELETE FROM {STALE_ROWS_TABLE} WHERE table_name = {table} AND ({})", book.cleared.join(" OR ")), [])
                 .map_err(db(name))?;
         }
-        if book.touched.is_empty() {
-            return Ok(());
+        // Outside every cleared range: they are the starts of slices not written.
+        values(book.marked.iter().map(|(v, at)| format!("({table}, {}, {at})", literal(v))).collect(), STALE_ROWS_TABLE)?;
+        if !book.whole_cleared.is_empty() {
+            self.conn
+                .execute(&format!("DELETE FROM {DIRTY_TABLE} WHERE table_name = {table} AND partition_value IN ({})", within(&mut book.whole_cleared.iter())), [])
+                .map_err(db(name))?;
         }
-        let touched: Vec<String> = book.touched.iter().map(|v| literal(v)).collect();
-        self.conn
-            .execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = ? AND partition_value IN ({})", touched.join(", ")), [name])
-            .map_err(db(name))?;
-        let rows: Vec<String> = book
+        if !book.touched.is_empty() {
+            self.conn
+                .execute(&format!("DELETE FROM {SLICES_TABLE} WHERE table_name = {table} AND partition_value IN ({})", within(&mut book.touched.iter())), [])
+                .map_err(db(name))?;
+        }
+        let table = &table;
+        let slices = book
             .touched
             .iter()
             .filter_map(|v| book.held.get(v).map(|slices| (v, slices)))
-            .flat_map(|(v, slices)| slices.iter().map(move |(start, rows)| format!("({}, {}, {start}, {rows})", literal(name), literal(v))))
+            .flat_map(|(v, slices)| slices.iter().map(move |(start, rows)| format!("({table}, {}, {start}, {rows})", literal(v))))
             .collect();
-        // A few thousand rows per statement at the most (a backfill at a million conversations).
-        for chunk in rows.chunks(2_000) {
-            self.conn.execute(&format!("INSERT INTO {SLICES_TABLE} VALUES {}", chunk.join(", ")), []).map_err(db(name))?;
-        }
-        Ok(())
+        values(slices, SLICES_TABLE)
     }
 
     /// Rewrites the slice `[from, to)` of one partition from DuckDB, cut in pieces when it grew
@@ -391,20 +399,6 @@ impl Tx<'_> {
         conform(&batch, schema).map_err(|reason| StoreError::LakeEncode { table: name.into(), reason })
     }
 
-    /// Removes files of a partition that its slice list does not name (left by an interrupted
-    /// export), and the whole partition when it holds no row.
-    fn sweep_partition(&self, publisher: &mut dyn Publisher, table: &Table, value: &str, book: &mut SliceBook) -> Result<(), StoreError> {
-        let part = partition(table, value);
-        let slices = book.held.get(value).cloned().unwrap_or_default();
-        if table.partition_month_of.is_some() && slices.values().sum::<i64>() == 0 {
-            book.held.remove(value);
-            book.touched.insert(value.to_string());
-            return publisher.drop_partition(&part);
-        }
-        let kept: Vec<i64> = slices.keys().copied().collect();
-        publisher.sweep(&part, &kept)
-    }
-
     /// Rewrites the integration log's files that hold events of `run_id`: each day partition
     /// (`helpscout_log/day=YYYY-MM-DD/`) is cut in files of `LOG_BLOCK` event ids
     /// (`data-{block}.parquet`), so a run rewrites the blocks its events fall in, not the day.
@@ -501,9 +495,32 @@ struct SliceBook {
     touched: BTreeSet<String>,
     /// The marks cleared, as SQL conditions on `_helpscout_stale_rows`.
     cleared: Vec<String>,
+    /// Marks to add: (partition, slice start) of a whole partition's slices not written yet.
+    marked: Vec<(String, i64)>,
+    /// Partitions whose whole-partition mark (`_helpscout_dirty_partitions`) goes.
+    whole_cleared: Vec<String>,
 }
 
 impl SliceBook {
+    /// The rows of the slice starting at `from`, when the list holds it.
+    fn rows(&self, value: &str, from: i64) -> Option<i64> {
+        self.held.get(value).and_then(|slices| slices.get(&from)).copied()
+    }
+
+    /// Removes files of a partition that its slice list does not name (left by an interrupted
+    /// export), and the whole partition when it holds no row.
+    fn sweep(&mut self, publisher: &mut dyn Publisher, table: &Table, value: &str) -> Result<(), StoreError> {
+        let part = partition(table, value);
+        let slices = self.held.get(value);
+        if table.partition_month_of.is_some() && slices.is_none_or(|s| s.values().sum::<i64>() == 0) {
+            self.held.remove(value);
+            self.touched.insert(value.to_string());
+            return publisher.drop_partition(&part);
+        }
+        let kept: Vec<i64> = slices.map(|s| s.keys().copied().collect()).unwrap_or_default();
+        publisher.sweep(&part, &kept)
+    }
+
     /// The slice starting at `from` is now held by `pieces` (none: it is gone).
     fn rewrite(&mut self, value: &str, from: i64, pieces: Vec<(i64, usize)>) {
         let slices = self.held.entry(value.to_string()).or_default();
@@ -536,13 +553,13 @@ struct Prefetch {
 }
 
 impl Prefetch {
-    fn plan(table: &Table, plans: &[(String, Vec<i64>, Vec<usize>, bool)], held_rows: &BTreeMap<(String, i64), i64>) -> Self {
+    fn plan(table: &Table, plans: &[(String, Vec<i64>, Vec<usize>, bool)], book: &SliceBook) -> Self {
         let mut slices = Vec::new();
         if table.partition_month_of.is_some() {
             for (value, starts, stale, _) in plans {
                 for &i in stale {
                     let (from, to) = (starts[i], starts.get(i + 1).copied());
-                    let held = held_rows.get(&(value.clone(), from)).copied();
+                    let held = book.rows(value, from);
                     if let (Some(n), Some(bounds)) = (held.filter(|n| *n as usize <= 2 * SLICE_ROWS), slice_bounds(value, from, to)) {
                         slices.push((value.clone(), from, bounds, n));
                     }
@@ -766,19 +783,28 @@ mod tests {
         assert!(again.bytes * 3 < first.bytes, "{} of {} bytes", again.bytes, first.bytes);
         assert_eq!(rows(&local_files("conversations")), 5_000);
 
+        // Exports with no time budget until none says more is stale (ten at the most).
+        let drain = |w: &Warehouse, windows: &mut WindowStats| -> Vec<(u64, bool)> {
+            let mut calls = Vec::new();
+            while calls.last().is_none_or(|(_, more)| *more) && calls.len() < 10 {
+                let e = w.commit(windows, |tx| tx.export_stale(&lake, &CONVERSATIONS, &schema, Duration::ZERO)).unwrap();
+                calls.push((e.files, e.more));
+            }
+            calls
+        };
         // With no time budget each commit writes one slice and says more are stale; the marks
         // of the slices not written yet survive between commits.
         upsert(&w, &mut windows, batch(&conv, 0..5_000, "all changed"));
-        let mut calls = Vec::new();
-        loop {
-            let e = w.commit(&mut windows, |tx| tx.export_stale(&lake, &CONVERSATIONS, &schema, Duration::ZERO)).unwrap();
-            calls.push((e.files, e.more));
-            if !e.more {
-                break;
-            }
-        }
+        let calls = drain(&w, &mut windows);
         assert_eq!(calls, [(1, true), (1, true), (1, true), (1, true), (1, false)]);
         assert_eq!(rows(&local_files("conversations")), 5_000);
+
+        // A whole-partition mark (files of an older version) ended by the budget: the slices not
+        // written yet keep marks of their own, and the next commits write them.
+        w.commit(&mut windows, |tx| tx.conn.execute(&format!("INSERT INTO {DIRTY_TABLE} VALUES ('conversations', '2024-06')"), []).map_err(db("test"))).unwrap();
+        let calls = drain(&w, &mut windows);
+        assert_eq!(calls, [(1, true), (1, true), (1, true), (1, true), (1, false)], "every slice of the whole mark written");
+        assert_eq!(export(&w, &mut windows), Exported::default(), "no mark left");
 
         // The same row received again unchanged is taken out of the stage: nothing to write.
         w.commit(&mut windows, |tx| {
@@ -808,10 +834,14 @@ mod tests {
         w.commit(&mut windows, |tx| tx.delete_where(&CONVERSATIONS, "id >= 1000 AND id < 2000")).unwrap();
         export(&w, &mut windows);
         assert_eq!((local_files("conversations").len(), rows(&local_files("conversations"))), (4, 4_000));
+        let listed = |w: &Warehouse, windows: &mut WindowStats| w.commit(windows, |tx| tx.slice_rows("conversations")).unwrap();
+        let list = listed(&w, &mut windows);
+        assert_eq!((list.len(), list.iter().map(|(_, _, n)| n).sum::<i64>()), (4, 4_000), "the slice list names the files: {list:?}");
         w.commit(&mut windows, |tx| tx.delete_where(&CONVERSATIONS, "true")).unwrap();
         export(&w, &mut windows);
         assert!(local_files("conversations").is_empty());
         assert!(!root.join("conversations/created_at_month=2024-06").exists());
+        assert_eq!(listed(&w, &mut windows), [], "a partition gone leaves nothing in the slice list");
     }
 }
 
