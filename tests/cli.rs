@@ -124,16 +124,13 @@ async fn a_second_concurrent_sync_stops_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(&sim, tmp.path(), "");
     let mut first = command(tmp.path()).args(["sync", "--quiet", "--config"]).arg(&config).spawn().unwrap();
-    // Wait until the first sync holds the lock (an observable state, not a guess).
-    let lock = tmp.path().join("out/.helpscout-etl/sync.lock");
+    // Wait until the first sync's mailboxes request has arrived: it took the lock before any
+    // request, and it is now held in the delay. (Probing the lock itself would take it for a
+    // moment, and the first sync could meet the probe and stop.)
     let started = Instant::now();
-    loop {
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock)
-            && f.try_lock().is_err()
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the first sync never took the lock");
+    while !sim.request_journal().iter().any(|r| r.starts_with("/v2/mailboxes")) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the first sync never asked for mailboxes");
+        assert!(first.try_wait().unwrap().is_none(), "the first sync ended before its first list");
         std::thread::yield_now();
     }
     let second = command(tmp.path()).args(["sync", "--config"]).arg(&config).output().unwrap();
