@@ -251,7 +251,7 @@ impl Warehouse {
         }
         drop(kept);
         let (value, worked) = outcome?;
-        tracing::trace!(opened_ms = opened.as_millis() as u64, worked_ms = worked.as_millis() as u64, committed_ms = spent.as_millis() as u64, kept = idle.is_some(), "commit phases");
+        tracing::trace!(at = %std::panic::Location::caller(), opened_ms = opened.as_millis() as u64, worked_ms = worked.as_millis() as u64, committed_ms = spent.as_millis() as u64, kept = idle.is_some(), "commit phases");
         if spent > LONG_COMMIT {
             tracing::debug!(ms = spent.as_millis() as u64, at = %std::panic::Location::caller(), "a long commit");
         }

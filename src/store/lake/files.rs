@@ -163,6 +163,25 @@ impl Files {
         Ok(())
     }
 
+    /// The object `key` whole; None when it is not there.
+    pub fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        match &self.backend {
+            Backend::Local(root) => match std::fs::read(root.join(key)) {
+                Ok(body) => Ok(Some(body.into())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(self.io_error(key, e)),
+            },
+            Backend::Remote { store, root } => {
+                let (store, path) = (Arc::clone(store), Self::object_path(root, key));
+                match block_on(async move { store.get(&path).await?.bytes().await }) {
+                    Ok(body) => Ok(Some(body)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(self.io_error(key, e)),
+                }
+            }
+        }
+    }
+
     /// Deletes `key`; a key that is not there is fine.
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         match &self.backend {

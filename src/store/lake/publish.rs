@@ -8,9 +8,14 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowWriterOptions, compute_leaves};
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
 
 use super::Files;
 use crate::store::StoreError;
@@ -46,6 +51,13 @@ pub trait Publisher {
     /// Files of `partition` that belong to none of the slices starting at `kept` go (left by an
     /// export that did not commit).
     fn sweep(&mut self, partition: &Partition, kept: &[i64]) -> Result<(), StoreError>;
+    /// The file holding the slice starting at `from`, when this format rewrites a slice as one
+    /// file in place and can patch it (hive); None otherwise, or when there is none.
+    fn base(&self, _partition: &Partition, _from: i64) -> Result<Option<Bytes>, StoreError> {
+        Ok(None)
+    }
+    /// `replace` with one file already encoded (a patch of the `base`), holding the slice whole.
+    fn replace_encoded(&mut self, partition: &Partition, from: i64, body: Vec<u8>) -> Result<u64, StoreError>;
     /// Every file of `partition` goes.
     fn drop_partition(&mut self, partition: &Partition) -> Result<(), StoreError>;
     /// Publishes what was replaced. Delta returns the table's new version (None: nothing to
@@ -53,13 +65,22 @@ pub trait Publisher {
     fn finish(self: Box<Self>) -> Result<Option<i64>, StoreError>;
 }
 
-/// The pieces of a slice, each with where it starts, produced one at a time (read from DuckDB
-/// as they are written, so that a backfill's whole partition is never in memory at once).
-pub type Pieces<'a> = Box<dyn Iterator<Item = Result<(i64, RecordBatch), StoreError>> + 'a>;
+/// One piece of a slice: a slice of its own from `start` to `end` (the next piece's start, or
+/// the slice's end), and its rows.
+pub struct Piece {
+    pub start: i64,
+    pub end: Option<i64>,
+    pub rows: RecordBatch,
+}
 
-/// Pieces already in memory.
-pub fn pieces(held: Vec<(i64, RecordBatch)>) -> Pieces<'static> {
-    Box::new(held.into_iter().map(Ok))
+/// The pieces of a slice, produced one at a time (read from DuckDB as they are written, so
+/// that a backfill's whole partition is never in memory at once).
+pub type Pieces<'a> = Box<dyn Iterator<Item = Result<Piece, StoreError>> + 'a>;
+
+/// Pieces already in memory, each with its start, of a slice ending at `to`.
+pub fn pieces(held: Vec<(i64, RecordBatch)>, to: Option<i64>) -> Pieces<'static> {
+    let ends: Vec<Option<i64>> = held.iter().skip(1).map(|(start, _)| Some(*start)).chain([to]).collect();
+    Box::new(held.into_iter().zip(ends).map(|((start, rows), end)| Ok(Piece { start, end, rows })))
 }
 
 /// Encodes batches as one Parquet file (snappy) in memory: a slice is at most a few thousand
@@ -79,6 +100,133 @@ pub fn encode_with(table: &str, schema: &SchemaRef, batches: impl IntoIterator<I
         writer.write(&batch).map_err(encode)?;
     }
     writer.into_inner().map_err(encode)
+}
+
+/// Rows per row group of a slice file: a refresh re-encodes only the groups its changed rows
+/// fall in and copies the others byte for byte (`patch`). Smaller groups encode less per
+/// change but make every file larger (per-chunk metadata, less to compress together): at 512
+/// the lake is about 1.14x what whole-slice groups take (1.4x at 256, 1.9x at 128).
+pub const FILE_GROUP_ROWS: usize = 512;
+
+/// The key-value entry of a slice file naming where its slice ends (the next slice's start;
+/// `end`: the partition's end). A file is patched only for the slice it was written for: an
+/// export that did not commit may have cut the slice anew.
+const SLICE_TO_KEY: &str = "helpscout_etl.slice_to";
+
+fn slice_to_text(to: Option<i64>) -> String {
+    to.map_or_else(|| "end".to_string(), |t| t.to_string())
+}
+
+/// Small row groups with statistics per column chunk (their key ranges are what `patch` goes
+/// by) and no page index (a copied chunk's would have to be carried along).
+fn slice_options(to: Option<i64>) -> ArrowWriterOptions {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(FILE_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_offset_index_disabled(true)
+        .set_key_value_metadata(Some(vec![KeyValue::new(SLICE_TO_KEY.to_string(), slice_to_text(to))]))
+        .build();
+    ArrowWriterOptions::new().with_properties(props)
+}
+
+fn encode_error(table: &str) -> impl Fn(parquet::errors::ParquetError) -> StoreError + '_ {
+    move |e| StoreError::LakeEncode { table: table.into(), reason: e.to_string() }
+}
+
+/// Encodes the rows of the slice ending at `to` as one hive slice file.
+pub fn encode_slice(table: &str, schema: &SchemaRef, batch: &RecordBatch, to: Option<i64>) -> Result<Vec<u8>, StoreError> {
+    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), slice_options(to)).map_err(encode_error(table))?;
+    writer.write(batch).map_err(encode_error(table))?;
+    writer.into_inner().map_err(encode_error(table))
+}
+
+/// A slice file read back to be patched: its row groups' key ranges and rows.
+pub struct SliceFile {
+    body: Bytes,
+    meta: ParquetMetaData,
+    /// Per row group: the smallest and largest key, and the rows.
+    pub groups: Vec<(i64, i64, usize)>,
+}
+
+impl SliceFile {
+    /// The file of the slice ending at `to`, keyed by `key_column`; None when it cannot be
+    /// patched (written for another slice or by an older version, another schema, or without
+    /// the key's statistics): the slice is then written whole.
+    pub fn read(body: Bytes, schema: &SchemaRef, key_column: &str, to: Option<i64>) -> Option<Self> {
+        let meta = ParquetMetaDataReader::new().parse_and_finish(&body).ok()?;
+        let file = meta.file_metadata();
+        let written_for = file.key_value_metadata()?.iter().find(|kv| kv.key == SLICE_TO_KEY)?.value.clone()?;
+        if written_for != slice_to_text(to) {
+            return None;
+        }
+        let (expected, _) = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), slice_options(to)).and_then(ArrowWriter::into_serialized_writer).ok()?;
+        if file.schema_descr().columns() != expected.schema_descr().columns() {
+            return None;
+        }
+        let leaf = file.schema_descr().columns().iter().position(|c| c.path().parts() == [key_column])?;
+        let mut groups = Vec::with_capacity(meta.num_row_groups());
+        for group in meta.row_groups() {
+            let Some(Statistics::Int64(stats)) = group.column(leaf).statistics() else { return None };
+            groups.push((*stats.min_opt()?, *stats.max_opt()?, usize::try_from(group.num_rows()).ok()?));
+        }
+        Some(SliceFile { body, meta, groups })
+    }
+}
+
+/// One part of a patched slice file, in key order: a row group of the base as it is, or rows
+/// encoded anew (in groups of `FILE_GROUP_ROWS`).
+pub enum Segment {
+    Copy(usize),
+    Rows(RecordBatch),
+}
+
+/// A slice file made of `base`'s row groups and new rows: the copied groups are spliced byte
+/// for byte, only the new rows are encoded.
+pub fn patch(table: &str, schema: &SchemaRef, base: &SliceFile, segments: Vec<Segment>, to: Option<i64>) -> Result<Vec<u8>, StoreError> {
+    let fail = encode_error(table);
+    let (mut writer, factory) = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), slice_options(to)).and_then(ArrowWriter::into_serialized_writer).map_err(&fail)?;
+    let mut index = 0;
+    for segment in segments {
+        match segment {
+            Segment::Copy(g) => {
+                let group = base.meta.row_group(g);
+                let mut out = writer.next_row_group().map_err(&fail)?;
+                for column in group.columns() {
+                    let close = ColumnCloseResult {
+                        bytes_written: column.compressed_size() as u64,
+                        rows_written: group.num_rows() as u64,
+                        metadata: column.clone(),
+                        bloom_filter: None,
+                        column_index: None,
+                        offset_index: None,
+                    };
+                    out.append_column(&base.body, close).map_err(&fail)?;
+                }
+                out.close().map_err(&fail)?;
+                index += 1;
+            }
+            Segment::Rows(batch) => {
+                for offset in (0..batch.num_rows()).step_by(FILE_GROUP_ROWS) {
+                    let part = batch.slice(offset, FILE_GROUP_ROWS.min(batch.num_rows() - offset));
+                    let mut columns = factory.create_column_writers(index).map_err(&fail)?;
+                    let mut next = columns.iter_mut();
+                    for (field, array) in schema.fields().iter().zip(part.columns()) {
+                        for leaf in compute_leaves(field, array).map_err(&fail)? {
+                            next.next().ok_or_else(|| StoreError::LakeEncode { table: table.into(), reason: "more leaves than columns".into() })?.write(&leaf).map_err(&fail)?;
+                        }
+                    }
+                    let mut out = writer.next_row_group().map_err(&fail)?;
+                    for column in columns {
+                        column.close().map_err(&fail)?.append_to_row_group(&mut out).map_err(&fail)?;
+                    }
+                    out.close().map_err(&fail)?;
+                    index += 1;
+                }
+            }
+        }
+    }
+    writer.into_inner().map_err(&fail)
 }
 
 /// Hive Parquet: `data.parquet` for a partition's first slice, `data-{start}.parquet` for the
@@ -111,11 +259,21 @@ impl Publisher for Hive<'_> {
         }
         let mut bytes = 0;
         for piece in pieces {
-            let (start, batch) = piece?;
-            let body = encode(&partition.table, &self.schema, [batch])?;
+            let Piece { start, end, rows } = piece?;
+            let body = encode_slice(&partition.table, &self.schema, &rows, end)?;
             bytes += body.len() as u64;
             self.files.put(&format!("{dir}/{}", hive_file(start)), body)?;
         }
+        Ok(bytes)
+    }
+
+    fn base(&self, partition: &Partition, from: i64) -> Result<Option<Bytes>, StoreError> {
+        self.files.get(&format!("{}/{}", partition.key(), hive_file(from)))
+    }
+
+    fn replace_encoded(&mut self, partition: &Partition, from: i64, body: Vec<u8>) -> Result<u64, StoreError> {
+        let bytes = body.len() as u64;
+        self.files.put(&format!("{}/{}", partition.key(), hive_file(from)), body)?;
         Ok(bytes)
     }
 
@@ -147,6 +305,79 @@ impl Publisher for Hive<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new("id", DataType::Int64, false),
+            Field::new("subject", DataType::Utf8, true),
+        ]))
+    }
+
+    fn rows(keys: &[i64], subject: &str) -> RecordBatch {
+        let ids: Vec<i64> = (0..keys.len() as i64).collect();
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(keys.to_vec()).with_timezone("UTC")),
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(vec![subject; keys.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn read_back(body: Vec<u8>) -> (Vec<usize>, Vec<String>) {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body)).unwrap();
+        let groups = reader.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect();
+        let mut subjects = Vec::new();
+        for batch in reader.build().unwrap() {
+            let batch = batch.unwrap();
+            let column = batch.column(2).as_any().downcast_ref::<StringArray>().unwrap().clone();
+            subjects.extend(column.iter().map(|s| s.unwrap_or_default().to_string()));
+        }
+        (groups, subjects)
+    }
+
+    #[test]
+    fn a_slice_file_knows_its_groups_key_ranges_and_is_patched_only_for_its_own_slice() {
+        const G: usize = FILE_GROUP_ROWS;
+        let g = G as i64;
+        let keys: Vec<i64> = (0..2 * g + 44).map(|i| 1_000 + i).collect();
+        let body = encode_slice("t", &schema(), &rows(&keys, "old"), Some(1_000_000)).unwrap();
+        let file = SliceFile::read(Bytes::from(body.clone()), &schema(), "created_at", Some(1_000_000)).expect("patchable");
+        assert_eq!(file.groups, [(1_000, 999 + g, G), (1_000 + g, 999 + 2 * g, G), (1_000 + 2 * g, 1_043 + 2 * g, 44)]);
+        // Written for another slice (an export that did not commit cut it anew), for another
+        // schema, or by a version that named no slice: written whole instead.
+        assert!(SliceFile::read(Bytes::from(body.clone()), &schema(), "created_at", None).is_none());
+        assert!(SliceFile::read(Bytes::from(body.clone()), &schema(), "created_at", Some(4_000)).is_none());
+        let other = Arc::new(Schema::new(schema().fields().iter().take(2).cloned().collect::<Vec<_>>()));
+        assert!(SliceFile::read(Bytes::from(body.clone()), &other, "created_at", Some(1_000_000)).is_none());
+        let plain = encode("t", &schema(), [rows(&keys, "old")]).unwrap();
+        assert!(SliceFile::read(Bytes::from(plain), &schema(), "created_at", Some(1_000_000)).is_none());
+
+        // Group 1 replaced by G + 2 new rows: groups 0 and 2 copied byte for byte around them.
+        let new_rows = rows(&(0..g + 2).map(|i| 1_000 + g + i).collect::<Vec<_>>(), "new");
+        let patched = patch("t", &schema(), &file, vec![Segment::Copy(0), Segment::Rows(new_rows), Segment::Copy(2)], Some(1_000_000)).unwrap();
+        let (groups, subjects) = read_back(patched.clone());
+        assert_eq!(groups, [G, G, 2, 44], "new rows in groups of FILE_GROUP_ROWS");
+        let expected: Vec<String> = [("old", G), ("new", G + 2), ("old", 44)].iter().flat_map(|(s, n)| vec![s.to_string(); *n]).collect();
+        assert_eq!(subjects, expected);
+        let chunk = |body: &[u8], g: usize| -> Vec<Vec<u8>> {
+            let meta = ParquetMetaDataReader::new().parse_and_finish(&Bytes::from(body.to_vec())).unwrap();
+            meta.row_group(g).columns().iter().map(|c| {
+                let (start, len) = c.byte_range();
+                body[start as usize..(start + len) as usize].to_vec()
+            }).collect()
+        };
+        assert_eq!(chunk(&patched, 0), chunk(&body, 0));
+        assert_eq!(chunk(&patched, 3), chunk(&body, 2));
+        let again = SliceFile::read(Bytes::from(patched), &schema(), "created_at", Some(1_000_000)).expect("a patched file is patchable");
+        assert_eq!(again.groups.len(), 4);
+    }
 
     #[test]
     fn hive_names_carry_their_slice_start() {

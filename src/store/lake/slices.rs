@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use std::sync::Arc;
 
-use super::publish::{FIRST, Partition, Publisher, pieces};
+use super::publish::{FIRST, Partition, Piece, Publisher, Segment, SliceFile, patch, pieces};
 use super::{Lake, LakeFormat};
 use crate::store::ddl::{DIRTY_TABLE, LAKE_TABLES, LOG_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
 use crate::store::{StoreError, Tx};
@@ -172,6 +172,7 @@ impl Tx<'_> {
         // Every stale slice, in the order they are written.
         let mut plans = Vec::new();
         for value in partitions {
+            let keys = marks.remove(&value).unwrap_or_default();
             let mut starts: Vec<i64> = book.held.get(&value).map(|s| s.keys().copied().collect()).unwrap_or_default();
             if starts.first() != Some(&FIRST) {
                 starts.insert(0, FIRST);
@@ -181,18 +182,18 @@ impl Tx<'_> {
             let mut stale: Vec<usize> = if whole {
                 (0..starts.len()).collect()
             } else {
-                let keys = marks.remove(&value).unwrap_or_default();
                 let mut idx: Vec<usize> = keys.iter().map(|k| starts.partition_point(|s| s <= k).saturating_sub(1)).collect();
                 idx.dedup();
                 idx
             };
             stale.sort_unstable();
             stale.dedup();
-            plans.push((value, starts, stale, whole));
+            let marks = if whole { Vec::new() } else { keys };
+            plans.push(PartitionPlan { value, starts, stale, whole, marks });
         }
         let mut prefetch = Prefetch::plan(table, &plans, &book);
         let mut publisher = lake.publisher(name, table.partition_month_of.map(partition_key), schema)?;
-        for (value, starts, stale, whole) in plans {
+        for PartitionPlan { value, starts, stale, whole, .. } in plans {
             if started.elapsed() >= budget && done.files > 0 {
                 done.more = true;
                 break;
@@ -206,7 +207,7 @@ impl Tx<'_> {
                 let (from, to) = (starts[i], starts.get(i + 1).copied());
                 // Rewrites so far added starts only before `to`: this slice's count is as held.
                 let held = book.rows(&value, from);
-                let read = prefetch.take(self, table, schema, &value, from)?;
+                let read = prefetch.take(self, publisher.as_ref(), table, schema, &value, from)?;
                 let (bytes, pieces) = self.write_slice(publisher.as_mut(), table, schema, &value, from, to, held, read)?;
                 book.rewrite(&value, from, pieces);
                 done.bytes += bytes;
@@ -286,11 +287,25 @@ impl Tx<'_> {
     /// is one slice then) never sits in memory at once, whatever the account's size.
     /// A slice last written with at most twice `SLICE_ROWS` rows (`held`, a refresh's) is read
     /// in one query instead; the others (a new partition's, a grown one's) key first.
-    /// `read`: the slice's rows when a `Prefetch` read them already. Returns the bytes written
-    /// and the pieces now holding the slice (start, rows), for the slice list.
+    /// `read`: the slice's rows when a `Prefetch` read them already — only its changed row
+    /// groups' when the slice's file can be patched. Returns the bytes written and the pieces
+    /// now holding the slice (start, rows), for the slice list.
     #[allow(clippy::too_many_arguments)]
-    fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>, held: Option<i64>, read: Option<RecordBatch>) -> Result<(u64, Vec<(i64, usize)>), StoreError> {
+    fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>, held: Option<i64>, read: Option<Prefetched>) -> Result<(u64, Vec<(i64, usize)>), StoreError> {
         let name = table.name;
+        let read = match read {
+            Some(Prefetched { rows, patch: Some(plan) }) => match plan.segments(rows, schema, table, name)? {
+                // Still one slice, not empty: the file is patched.
+                Some((segments, total)) if total > 0 && total <= 2 * SLICE_ROWS => {
+                    let body = patch(name, schema, &plan.base, segments, to)?;
+                    return Ok((publisher.replace_encoded(&partition(table, value), from, body)?, vec![(from, total)]));
+                }
+                // It grew past a slice or emptied: written whole from DuckDB.
+                _ => None,
+            },
+            Some(Prefetched { rows, patch: None }) => Some(rows),
+            None => None,
+        };
         let (columns, order) = select_parts(table, schema);
         let key = table.partition_month_of.map(quote_ident);
         let filter = match (&key, slice_bounds(value, from, to)) {
@@ -313,7 +328,7 @@ impl Tx<'_> {
         let part = partition(table, value);
         // An empty slice goes, unless it is the partition's first (which stays, possibly empty).
         if keys.is_empty() && from != FIRST {
-            return Ok((publisher.replace(&part, from, to, pieces(vec![]))?, vec![]));
+            return Ok((publisher.replace(&part, from, to, pieces(vec![], to))?, vec![]));
         }
         let mut bounds = vec![0];
         bounds.extend(cuts(&keys));
@@ -334,7 +349,7 @@ impl Tx<'_> {
                     (start, piece)
                 })
                 .collect();
-            return Ok((publisher.replace(&part, from, to, pieces(held))?, starts));
+            return Ok((publisher.replace(&part, from, to, pieces(held, to))?, starts));
         }
         // Pieces are read PIECES_PER_READ at a time (each read scans the table's key column).
         // Cuts never fall between equal keys: a group is exactly the rows of its key range.
@@ -352,18 +367,19 @@ impl Tx<'_> {
             }
             let sql = format!("SELECT {columns} FROM {table_sql} WHERE {filter}{range} ORDER BY {order}");
             let first = g * PIECES_PER_READ;
-            reads.push((sql, starts[first..first + group.len()].to_vec()));
+            let ends = (first..first + group.len()).map(|i| starts.get(i + 1).map_or(to, |(next, _)| Some(*next)));
+            reads.push((sql, starts[first..first + group.len()].iter().zip(ends).map(|(&(start, rows), end)| (start, end, rows)).collect()));
         }
-        let read = move |(sql, group): (String, Vec<(i64, usize)>)| -> Vec<Result<(i64, RecordBatch), StoreError>> {
+        let read = move |(sql, group): (String, Vec<(i64, Option<i64>, usize)>)| -> Vec<Result<Piece, StoreError>> {
             match self.read_batch(&sql, name, schema) {
                 Ok(batch) => {
                     let mut offset = 0;
                     group
                         .into_iter()
-                        .map(|(start, rows)| {
+                        .map(|(start, end, rows)| {
                             let piece = batch.slice(offset.min(batch.num_rows()), rows.min(batch.num_rows().saturating_sub(offset)));
                             offset += rows;
-                            Ok((start, piece))
+                            Ok(Piece { start, end, rows: piece })
                         })
                         .collect()
                 }
@@ -446,10 +462,10 @@ impl Tx<'_> {
             let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| StoreError::LakeEncode { table: LOG_TABLE.into(), reason: e.to_string() })?;
             // A block whose rows all moved to another day goes.
             let pieces = if batch.num_rows() == 0 { vec![] } else { vec![(*b, batch)] };
-            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), super::publish::pieces(pieces))?;
+            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), super::publish::pieces(pieces, Some(b + 1)))?;
         }
         for d in whole_days {
-            publisher.replace(&day_of(&d), FIRST, Some(FIRST + 1), pieces(vec![]))?;
+            publisher.replace(&day_of(&d), FIRST, Some(FIRST + 1), pieces(vec![], Some(FIRST + 1)))?;
         }
         if let Some(version) = publisher.finish()? {
             self.record_lake_version(LOG_TABLE, version)?;
@@ -541,60 +557,196 @@ impl SliceBook {
 const GROUP_SLICES: usize = 32;
 const GROUP_ROWS: i64 = 16 * SLICE_ROWS as i64;
 
+/// One partition's stale slices, as an export plans them.
+struct PartitionPlan {
+    value: String,
+    /// Every slice's start, in order (the first is `FIRST`).
+    starts: Vec<i64>,
+    /// Indexes into `starts` of the slices to rewrite, in order.
+    stale: Vec<usize>,
+    /// Every slice is stale (a whole-partition mark): no changed keys to go by.
+    whole: bool,
+    /// The changed rows' keys, sorted (empty when `whole`).
+    marks: Vec<i64>,
+}
+
+/// A planned slice of a `Prefetch`.
+struct Planned {
+    value: String,
+    from: i64,
+    to: Option<i64>,
+    /// The slice's `[lo, hi)` in epoch microseconds.
+    bounds: (i64, i64),
+    /// Rows held when last written.
+    rows: i64,
+    /// The changed rows' keys within the slice.
+    marks: Vec<i64>,
+}
+
+/// The rows a `Prefetch` read for one slice: all of them, or only those of the changed row
+/// groups of the slice's file (`patch`).
+struct Prefetched {
+    rows: RecordBatch,
+    patch: Option<SlicePatch>,
+}
+
+/// How a slice's file is patched: the runs of its row groups that changed rows fall in are
+/// read from DuckDB again (their key ranges), the other groups are copied.
+struct SlicePatch {
+    base: SliceFile,
+    /// Row groups `[a, b)` of the base and the key range `[lo, hi)` they cover.
+    runs: Vec<(usize, usize, i64, i64)>,
+}
+
+impl SlicePatch {
+    /// Which row groups of `base` the `marks` fall in, widened to every group sharing a key
+    /// with a neighbour (a key's rows are then all inside a run or all outside). None when the
+    /// file does not fit the slice `bounds`, or when every group changed (nothing to copy).
+    fn plan(base: SliceFile, bounds: (i64, i64), marks: &[i64]) -> Option<Self> {
+        let groups = &base.groups;
+        let n = groups.len();
+        let fits = groups.iter().all(|(min, max, _)| bounds.0 <= *min && min <= max && *max < bounds.1)
+            && groups.windows(2).all(|w| w[0].1 <= w[1].0);
+        if n == 0 || !fits || marks.is_empty() {
+            return None;
+        }
+        // Group g covers [start g, start g+1): the first from the slice's lower bound.
+        let starts: Vec<i64> = (0..n).map(|g| if g == 0 { bounds.0 } else { groups[g].0 }).collect();
+        let mut dirty = vec![false; n];
+        for k in marks {
+            dirty[starts.partition_point(|s| s <= k).saturating_sub(1)] = true;
+        }
+        let shares = |g: usize| groups[g - 1].1 == groups[g].0;
+        for g in 1..n {
+            dirty[g] |= dirty[g - 1] && shares(g);
+        }
+        for g in (1..n).rev() {
+            dirty[g - 1] |= dirty[g] && shares(g);
+        }
+        if dirty.iter().all(|d| *d) {
+            return None;
+        }
+        let mut runs = Vec::new();
+        let mut g = 0;
+        while g < n {
+            if !dirty[g] {
+                g += 1;
+                continue;
+            }
+            let a = g;
+            while g < n && dirty[g] {
+                g += 1;
+            }
+            runs.push((a, g, starts[a], starts.get(g).copied().unwrap_or(bounds.1)));
+        }
+        Some(SlicePatch { base, runs })
+    }
+
+    /// The key ranges to read from DuckDB, as SQL conditions on `column`.
+    fn filters(&self, column: &str) -> Vec<String> {
+        self.runs.iter().map(|(_, _, lo, hi)| format!("({})", range_sql(column, *lo, *hi))).collect()
+    }
+
+    /// The new file's segments from the runs' `rows` (read in key order), and its rows.
+    fn segments(&self, rows: RecordBatch, schema: &SchemaRef, table: &Table, name: &str) -> Result<Option<(Vec<Segment>, usize)>, StoreError> {
+        let Some(column) = table.partition_month_of else { return Ok(None) };
+        let keys = key_micros(&rows, schema, column, name)?;
+        let mut segments = Vec::new();
+        let mut total = 0;
+        let mut runs = self.runs.iter().peekable();
+        let mut g = 0;
+        while g < self.base.groups.len() {
+            match runs.peek() {
+                Some(&&(a, b, lo, hi)) if a == g => {
+                    let (x, y) = (keys.partition_point(|k| *k < lo), keys.partition_point(|k| *k < hi));
+                    if y > x {
+                        segments.push(Segment::Rows(rows.slice(x, y - x)));
+                        total += y - x;
+                    }
+                    runs.next();
+                    g = b;
+                }
+                _ => {
+                    segments.push(Segment::Copy(g));
+                    total += self.base.groups[g].2;
+                    g += 1;
+                }
+            }
+        }
+        Ok(Some((segments, total)))
+    }
+}
+
 /// The stale small slices of one export (a refresh's: at most twice `SLICE_ROWS` rows when last
 /// written), read from DuckDB a group at a time in one query each rather than one query per
 /// slice: at 200,000 conversations a refresh rewrites about a hundred of them, and each query
-/// costs its planning and a scan of the table's zone maps whatever it returns.
+/// costs its planning and a scan of the table's zone maps whatever it returns. Where the
+/// publisher offers a slice's file, only the rows of its changed row groups are read.
 struct Prefetch {
-    /// (partition, slice start, `[lo, hi)`, rows held) in the order the slices are written.
-    slices: Vec<(String, i64, (i64, i64), i64)>,
+    /// In the order the slices are written.
+    slices: Vec<Planned>,
     index: BTreeMap<(String, i64), usize>,
-    read: BTreeMap<usize, RecordBatch>,
+    read: BTreeMap<usize, Prefetched>,
 }
 
 impl Prefetch {
-    fn plan(table: &Table, plans: &[(String, Vec<i64>, Vec<usize>, bool)], book: &SliceBook) -> Self {
+    fn plan(table: &Table, plans: &[PartitionPlan], book: &SliceBook) -> Self {
         let mut slices = Vec::new();
         if table.partition_month_of.is_some() {
-            for (value, starts, stale, _) in plans {
-                for &i in stale {
-                    let (from, to) = (starts[i], starts.get(i + 1).copied());
-                    let held = book.rows(value, from);
-                    if let (Some(n), Some(bounds)) = (held.filter(|n| *n as usize <= 2 * SLICE_ROWS), slice_bounds(value, from, to)) {
-                        slices.push((value.clone(), from, bounds, n));
+            for plan in plans {
+                for &i in &plan.stale {
+                    let (from, to) = (plan.starts[i], plan.starts.get(i + 1).copied());
+                    let held = book.rows(&plan.value, from);
+                    if let (Some(rows), Some(bounds)) = (held.filter(|n| *n as usize <= 2 * SLICE_ROWS), slice_bounds(&plan.value, from, to)) {
+                        let within = |k: &&i64| **k >= from && to.is_none_or(|t| **k < t);
+                        let marks = plan.marks.iter().filter(within).copied().collect();
+                        slices.push(Planned { value: plan.value.clone(), from, to, bounds, rows, marks });
                     }
                 }
             }
         }
-        let index = slices.iter().enumerate().map(|(i, (v, from, _, _))| ((v.clone(), *from), i)).collect();
+        let index = slices.iter().enumerate().map(|(i, p)| ((p.value.clone(), p.from), i)).collect();
         Prefetch { slices, index, read: BTreeMap::new() }
     }
 
     /// The rows of the slice starting at `from` in partition `value`, when it is one of the
     /// planned; read with the slices planned after it, up to a group's size.
-    fn take(&mut self, tx: &Tx<'_>, table: &Table, schema: &SchemaRef, value: &str, from: i64) -> Result<Option<RecordBatch>, StoreError> {
+    fn take(&mut self, tx: &Tx<'_>, publisher: &dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64) -> Result<Option<Prefetched>, StoreError> {
         let Some(&first) = self.index.get(&(value.to_string(), from)) else { return Ok(None) };
-        if let Some(batch) = self.read.remove(&first) {
-            return Ok(Some(batch));
+        if let Some(read) = self.read.remove(&first) {
+            return Ok(Some(read));
         }
         let column = table.partition_month_of.expect("only partitioned tables are prefetched");
         let mut end = first;
         let mut rows = 0;
         while end < self.slices.len() && end - first < GROUP_SLICES && (end == first || rows < GROUP_ROWS) {
-            rows += self.slices[end].3;
+            rows += self.slices[end].rows;
             end += 1;
         }
-        let group = &self.slices[first..end];
         let c = quote_ident(column);
-        let filter: Vec<String> = group.iter().map(|(_, _, (lo, hi), _)| format!("({})", range_sql(&c, *lo, *hi))).collect();
+        let mut filter = Vec::new();
+        let mut patches = Vec::new();
+        for planned in &self.slices[first..end] {
+            let base = match planned.marks.is_empty() {
+                true => None,
+                false => publisher.base(&partition(table, &planned.value), planned.from)?,
+            };
+            let plan = base.and_then(|body| SliceFile::read(body, schema, column, planned.to)).and_then(|file| SlicePatch::plan(file, planned.bounds, &planned.marks));
+            match &plan {
+                Some(p) => filter.extend(p.filters(&c)),
+                None => filter.push(format!("({})", range_sql(&c, planned.bounds.0, planned.bounds.1))),
+            }
+            patches.push(plan);
+        }
         let (columns, order) = select_parts(table, schema);
         let sql = format!("SELECT {columns} FROM {} WHERE {} ORDER BY {order}", quote_ident(table.name), filter.join(" OR "));
         let batch = tx.read_batch(&sql, table.name, schema)?;
         // Slices are disjoint ranges of the sort key: each one's rows are one run of the batch.
         let keys = key_micros(&batch, schema, column, table.name)?;
-        for (i, (_, _, (lo, hi), _)) in group.iter().enumerate() {
-            let (a, b) = (keys.partition_point(|k| k < lo), keys.partition_point(|k| k < hi));
-            self.read.insert(first + i, batch.slice(a, b - a));
+        for (i, patch) in patches.into_iter().enumerate() {
+            let (lo, hi) = self.slices[first + i].bounds;
+            let (a, b) = (keys.partition_point(|k| *k < lo), keys.partition_point(|k| *k < hi));
+            self.read.insert(first + i, Prefetched { rows: batch.slice(a, b - a), patch });
         }
         Ok(self.read.remove(&first))
     }
@@ -842,6 +994,116 @@ mod tests {
         assert!(local_files("conversations").is_empty());
         assert!(!root.join("conversations/created_at_month=2024-06").exists());
         assert_eq!(listed(&w, &mut windows), [], "a partition gone leaves nothing in the slice list");
+    }
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::*;
+    use super::super::publish::{FILE_GROUP_ROWS, encode_slice};
+    use crate::catalog::CONVERSATIONS;
+    use crate::convert::{RunStamp, TableConverter};
+    use crate::store::{Warehouse, WindowStats};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::time::Duration;
+
+    #[test]
+    fn a_mark_dirties_its_row_group_and_every_group_sharing_a_key_with_it() {
+        let g = FILE_GROUP_ROWS as i64;
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false)]));
+        // Groups of G rows; key G - 2 has rows at both ends of groups 0 and 1.
+        let keys: Vec<i64> = (0..3 * g + 16).map(|i| if (g - 2..g + 2).contains(&i) { g - 2 } else { i }).collect();
+        let column = arrow::array::TimestampMicrosecondArray::from(keys).with_timezone("UTC");
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(column)]).unwrap();
+        let end = 10 * g;
+        let body = bytes::Bytes::from(encode_slice("t", &schema, &batch, Some(end)).unwrap());
+        let runs = |bounds: (i64, i64), marks: &[i64]| {
+            let file = SliceFile::read(body.clone(), &schema, "created_at", Some(end)).unwrap();
+            SlicePatch::plan(file, bounds, marks).map(|p| p.runs)
+        };
+        assert_eq!(runs((0, end), &[2 * g + 5]), Some(vec![(2, 3, 2 * g, 3 * g)]));
+        assert_eq!(runs((0, end), &[g + 5]), Some(vec![(0, 2, 0, 2 * g)]), "group 0 holds rows of key G - 2 too");
+        assert_eq!(runs((0, end), &[3 * g + 5, 50]), Some(vec![(0, 2, 0, 2 * g), (3, 4, 3 * g, end)]), "the last group reaches the slice's end");
+        assert_eq!(runs((0, end), &[50, g + 5, 2 * g + 5, end - 1]), None, "every group changed: nothing to copy");
+        assert_eq!(runs((10, end), &[2 * g + 5]), None, "rows outside the slice: not its file");
+    }
+
+    #[test]
+    fn a_refresh_encodes_only_the_row_groups_its_changes_fall_in_and_never_patches_another_slices_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("t.duckdb"));
+        let root = dir.path().join("parquet");
+        let lake = Lake::local(LakeFormat::Parquet, &root);
+        let conv = TableConverter::new(&CONVERSATIONS, None);
+        let schema = conv.schema();
+        let stamp = RunStamp { run_id: "r".into(), extracted_at: chrono::Utc::now() };
+        let june = chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z").unwrap().to_utc();
+        let batch = |ids: std::ops::Range<i64>, subject: &str| -> RecordBatch {
+            let rows: Vec<_> = ids
+                .map(|id| {
+                    let created = (june + chrono::Duration::seconds(id)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                    conv.row(&serde_json::json!({"id": id, "number": id, "subject": subject, "createdAt": created}), None, &stamp).unwrap()
+                })
+                .collect();
+            conv.batch(&rows).unwrap()
+        };
+        let mut windows = WindowStats::default();
+        let mut commit = |f: &dyn Fn(&Tx<'_>) -> Result<(), StoreError>| -> Exported {
+            w.commit(&mut windows, |tx| {
+                tx.ensure_tables(&[(&CONVERSATIONS, conv.schema_columns().to_vec())])?;
+                f(tx)?;
+                tx.export_stale(&lake, &CONVERSATIONS, &schema, Duration::from_secs(60))
+            })
+            .unwrap()
+        };
+        let upsert = |b: RecordBatch| move |tx: &Tx<'_>| tx.upsert(&tx.stage(&CONVERSATIONS, vec![b.clone()])?).map(|_| ());
+        // One slice of 2,000 rows (as large as a slice is written whole): four row groups.
+        assert_eq!(commit(&upsert(batch(0..2_000, "first"))).files, 1);
+        let file = root.join("conversations/created_at_month=2024-06/data.parquet");
+        let read = || -> (Vec<usize>, Vec<(i64, String)>) {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
+            let groups = reader.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect();
+            let mut rows = Vec::new();
+            for b in reader.build().unwrap() {
+                let b = b.unwrap();
+                let ids = b.column_by_name("id").unwrap().as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().clone();
+                let subjects = arrow::compute::cast(b.column_by_name("subject").unwrap(), &DataType::Utf8).unwrap();
+                let subjects = subjects.as_any().downcast_ref::<arrow::array::StringArray>().unwrap().clone();
+                rows.extend(ids.iter().flatten().zip(subjects.iter().map(|s| s.unwrap_or_default().to_string())));
+            }
+            (groups, rows)
+        };
+        let held = |w: &Warehouse| -> Vec<(i64, String)> {
+            let mut stats = WindowStats::default();
+            let ids = w.commit(&mut stats, |tx| tx.longs("SELECT id FROM conversations ORDER BY created_at, id", &[], "t")).unwrap();
+            let subjects = w.commit(&mut stats, |tx| tx.strings("SELECT coalesce(subject, '') FROM conversations ORDER BY created_at, id", &[], "t")).unwrap();
+            ids.into_iter().zip(subjects).collect()
+        };
+        assert_eq!(FILE_GROUP_ROWS, 512, "the groups below");
+        assert_eq!(read().0, [512, 512, 512, 464]);
+
+        // A change and a new row in group 0, a deletion in group 2: those two encoded again
+        // (group 0 now 513 rows, group 2 a row shorter), groups 1 and 3 copied as they were.
+        let inserted = conv.row(&serde_json::json!({"id": 9_999, "number": 9_999, "subject": "new", "createdAt": "2024-06-01T00:01:40.500Z"}), None, &stamp).unwrap();
+        let inserted = conv.batch(&[inserted]).unwrap();
+        let change = |tx: &Tx<'_>| {
+            upsert(batch(300..301, "changed"))(tx)?;
+            tx.delete_where(&CONVERSATIONS, "id = 1200")?;
+            upsert(inserted.clone())(tx)
+        };
+        assert_eq!(commit(&change).files, 1);
+        let (groups, rows) = read();
+        assert_eq!(groups, [512, 1, 512, 511, 464], "a whole rewrite would cut [512, 512, 512, 464]");
+        assert_eq!(rows, held(&w), "the file holds what DuckDB holds, in order");
+
+        // The file as an export that did not commit left it: the slice's first 1,000 rows, cut
+        // as a slice of its own. It is not patched: the slice is written whole from DuckDB.
+        let first_half = w.commit(&mut WindowStats::default(), |tx| tx.read_batch("SELECT * FROM conversations ORDER BY created_at, id LIMIT 1000", "t", &schema)).unwrap();
+        std::fs::write(&file, encode_slice("conversations", &schema, &first_half, Some(june.timestamp_micros() + 1_000_000_000)).unwrap()).unwrap();
+        assert_eq!(commit(&upsert(batch(100..101, "again"))).files, 1);
+        let (groups, rows) = read();
+        assert_eq!(groups.iter().sum::<usize>(), 2_000);
+        assert_eq!(rows, held(&w));
     }
 }
 
