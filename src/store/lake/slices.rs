@@ -875,7 +875,7 @@ mod tests {
     }
 
     /// Conversations created a second apart from the start of June 2024.
-    fn batch(conv: &TableConverter, ids: std::ops::Range<i64>, subject: &str) -> RecordBatch {
+    pub(super) fn batch(conv: &TableConverter, ids: std::ops::Range<i64>, subject: &str) -> RecordBatch {
         let stamp = RunStamp { run_id: "r".into(), extracted_at: chrono::Utc::now() };
         let june = chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z").unwrap().to_utc();
         let rows: Vec<_> = ids
@@ -1038,15 +1038,7 @@ mod patch_tests {
         let schema = conv.schema();
         let stamp = RunStamp { run_id: "r".into(), extracted_at: chrono::Utc::now() };
         let june = chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z").unwrap().to_utc();
-        let batch = |ids: std::ops::Range<i64>, subject: &str| -> RecordBatch {
-            let rows: Vec<_> = ids
-                .map(|id| {
-                    let created = (june + chrono::Duration::seconds(id)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-                    conv.row(&serde_json::json!({"id": id, "number": id, "subject": subject, "createdAt": created}), None, &stamp).unwrap()
-                })
-                .collect();
-            conv.batch(&rows).unwrap()
-        };
+        let batch = |ids: std::ops::Range<i64>, subject: &str| super::tests::batch(&conv, ids, subject);
         let mut windows = WindowStats::default();
         let mut commit = |f: &dyn Fn(&Tx<'_>) -> Result<(), StoreError>| -> Exported {
             w.commit(&mut windows, |tx| {
