@@ -254,11 +254,11 @@ async fn a_second_writer_on_the_same_bucket_is_stopped_and_the_table_stays_whole
     let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false)]));
     let rows = |n: i64| arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(arrow::array::Int64Array::from_iter_values(0..n))]).unwrap();
     let part = Partition { table: "t".into(), by: None };
-    let mut first = a.publisher("t", None, &schema).unwrap();
+    let mut first = a.publisher("t", None, &schema, false).unwrap();
     first.replace(&part, FIRST, None, pieces(vec![(FIRST, rows(3))], None)).unwrap();
     let v = first.finish().unwrap().unwrap();
-    let mut one = a.publisher("t", None, &schema).unwrap();
-    let mut other = b.publisher("t", None, &schema).unwrap();
+    let mut one = a.publisher("t", None, &schema, false).unwrap();
+    let mut other = b.publisher("t", None, &schema, false).unwrap();
     one.replace(&part, FIRST, None, pieces(vec![(FIRST, rows(4))], None)).unwrap();
     other.replace(&part, FIRST, None, pieces(vec![(FIRST, rows(5))], None)).unwrap();
     assert_eq!(other.finish().unwrap(), Some(v + 1));

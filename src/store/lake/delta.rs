@@ -508,14 +508,14 @@ mod tests {
         let (a, b) = (Lake::local(LakeFormat::Delta, dir.path()), Lake::local(LakeFormat::Delta, dir.path()));
         let schema = batch(0..0).schema();
         let part = Partition { table: "t".into(), by: Some(("p".into(), "2024-06".into())) };
-        let mut first = a.publisher("t", Some("p".into()), &schema).unwrap();
+        let mut first = a.publisher("t", Some("p".into()), &schema, false).unwrap();
         first.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..10))], None)).unwrap();
         let v1 = first.finish().unwrap().unwrap();
         assert_eq!(ids(&a), (0..10).collect::<Vec<_>>());
 
         // Both writers start from the same version; the one that commits second is stopped.
-        let mut one = a.publisher("t", Some("p".into()), &schema).unwrap();
-        let mut other = b.publisher("t", Some("p".into()), &schema).unwrap();
+        let mut one = a.publisher("t", Some("p".into()), &schema, false).unwrap();
+        let mut other = b.publisher("t", Some("p".into()), &schema, false).unwrap();
         one.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..5))], None)).unwrap();
         other.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..7))], None)).unwrap();
         assert_eq!(other.finish().unwrap(), Some(v1 + 1));
@@ -527,11 +527,11 @@ mod tests {
         assert_eq!(ids(&a), (0..7).collect::<Vec<_>>(), "the winner's snapshot, whole");
 
         // Nothing to publish: no version.
-        let idle = a.publisher("t", Some("p".into()), &schema).unwrap();
+        let idle = a.publisher("t", Some("p".into()), &schema, false).unwrap();
         assert_eq!(idle.finish().unwrap(), None);
         // Other columns than the table's are refused with the fix.
         let wider = Arc::new(Schema::new(vec![Field::new("id", arrow::datatypes::DataType::Int64, false)]));
-        let refused = a.publisher("t", Some("p".into()), &wider).err().unwrap().to_string();
+        let refused = a.publisher("t", Some("p".into()), &wider, false).err().unwrap().to_string();
         assert!(refused.contains("helpscout-etl reset t"), "{refused}");
     }
 
@@ -544,7 +544,7 @@ mod tests {
         let part = Partition { table: "t".into(), by: None };
         let mut versions = Vec::new();
         for round in 0..12 {
-            let mut p = lake.publisher("t", None, &schema).unwrap();
+            let mut p = lake.publisher("t", None, &schema, false).unwrap();
             p.replace(&part, FIRST, None, pieces(vec![(FIRST, batch(0..round + 1))], None)).unwrap();
             versions.push(p.finish().unwrap().unwrap());
         }

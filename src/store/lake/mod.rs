@@ -153,9 +153,10 @@ impl Lake {
 
     /// The publisher of one table's export (`table` is its folder, `partition_column` the hive
     /// key, `schema` the files' columns).
-    pub fn publisher(&self, table: &str, partition_column: Option<String>, schema: &SchemaRef) -> Result<Box<dyn Publisher + '_>, StoreError> {
+    /// `patchable`: the table's slices are keyed, and a refresh may patch their files (hive).
+    pub fn publisher(&self, table: &str, partition_column: Option<String>, schema: &SchemaRef, patchable: bool) -> Result<Box<dyn Publisher + '_>, StoreError> {
         Ok(match &self.delta {
-            None => Box::new(Hive { files: &self.files, schema: schema.clone() }),
+            None => Box::new(Hive { files: &self.files, schema: schema.clone(), patchable }),
             Some(engine) => Box::new(delta::DeltaPublisher::open(&self.files, engine, table, partition_column, schema)?),
         })
     }

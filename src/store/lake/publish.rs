@@ -234,6 +234,10 @@ pub fn patch(table: &str, schema: &SchemaRef, base: &SliceFile, segments: Vec<Se
 pub struct Hive<'a> {
     pub files: &'a Files,
     pub schema: SchemaRef,
+    /// Its files are slices a refresh patches (a keyed table's): cut in `FILE_GROUP_ROWS`
+    /// groups. The others (the log's blocks, unpartitioned tables) keep one group per file
+    /// up to the writer's default, which compresses better.
+    pub patchable: bool,
 }
 
 /// The hive file of the slice starting at `start`.
@@ -260,7 +264,10 @@ impl Publisher for Hive<'_> {
         let mut bytes = 0;
         for piece in pieces {
             let Piece { start, end, rows } = piece?;
-            let body = encode_slice(&partition.table, &self.schema, &rows, end)?;
+            let body = match self.patchable {
+                true => encode_slice(&partition.table, &self.schema, &rows, end)?,
+                false => encode(&partition.table, &self.schema, [rows])?,
+            };
             bytes += body.len() as u64;
             self.files.put(&format!("{dir}/{}", hive_file(start)), body)?;
         }
@@ -268,6 +275,9 @@ impl Publisher for Hive<'_> {
     }
 
     fn base(&self, partition: &Partition, from: i64) -> Result<Option<Bytes>, StoreError> {
+        if !self.patchable {
+            return Ok(None);
+        }
         self.files.get(&format!("{}/{}", partition.key(), hive_file(from)))
     }
 
@@ -377,6 +387,22 @@ mod tests {
         assert_eq!(chunk(&patched, 3), chunk(&body, 2));
         let again = SliceFile::read(Bytes::from(patched), &schema(), "created_at", Some(1_000_000)).expect("a patched file is patchable");
         assert_eq!(again.groups.len(), 4);
+    }
+
+    #[test]
+    fn only_a_patchable_tables_files_are_cut_in_small_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::open(&super::super::LakeLocation::Local(dir.path().to_path_buf()), &|_| None).unwrap();
+        let part = Partition { table: "t".into(), by: None };
+        let keys: Vec<i64> = (0..FILE_GROUP_ROWS as i64 + 10).collect();
+        let groups = |patchable: bool| {
+            let mut hive = Hive { files: &files, schema: schema(), patchable };
+            hive.replace(&part, FIRST, None, pieces(vec![(FIRST, rows(&keys, "x"))], None)).unwrap();
+            let body = files.get("t/data.parquet").unwrap().unwrap();
+            (read_back(body.to_vec()).0, hive.base(&part, FIRST).unwrap().is_some())
+        };
+        assert_eq!(groups(true), (vec![FILE_GROUP_ROWS, 10], true));
+        assert_eq!(groups(false), (vec![FILE_GROUP_ROWS + 10], false), "the log's blocks and small tables: one group, never patched");
     }
 
     #[test]

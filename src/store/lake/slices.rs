@@ -192,7 +192,7 @@ impl Tx<'_> {
             plans.push(PartitionPlan { value, starts, stale, whole, marks });
         }
         let mut prefetch = Prefetch::plan(table, &plans, &book);
-        let mut publisher = lake.publisher(name, table.partition_month_of.map(partition_key), schema)?;
+        let mut publisher = lake.publisher(name, table.partition_month_of.map(partition_key), schema, table.partition_month_of.is_some())?;
         for PartitionPlan { value, starts, stale, whole, .. } in plans {
             if started.elapsed() >= budget && done.files > 0 {
                 done.more = true;
@@ -440,7 +440,7 @@ impl Tx<'_> {
             return Ok(0);
         }
         let schema = self.conn.prepare(&format!("SELECT * FROM {LOG_TABLE} LIMIT 0")).map_err(db(LOG_TABLE))?.query_arrow([]).map_err(db(LOG_TABLE))?.get_schema();
-        let mut publisher = lake.publisher(LOG_TABLE, Some("day".into()), &schema)?;
+        let mut publisher = lake.publisher(LOG_TABLE, Some("day".into()), &schema, false)?;
         let day_of = |d: &str| Partition { table: LOG_TABLE.into(), by: Some(("day".into(), d.to_string())) };
         // A day written whole by an earlier version (hive `data.parquet`) is cut in blocks at once.
         let whole_days: BTreeSet<String> = blocks.iter().map(|b| b.0.clone()).filter(|d| lake.holds_whole_day(&day_of(d))).collect();
