@@ -250,6 +250,9 @@ async fn a_second_writer_on_the_same_bucket_is_stopped_and_the_table_stays_whole
         a.files().put(&format!("budget/{i}"), vec![1]).unwrap();
     }
     assert_eq!(a.files().list("budget").unwrap().len(), 300);
+    // An object is read back whole (a refresh patches a hive file from it); a missing one is None.
+    assert_eq!(a.files().get("budget/7").unwrap().as_deref(), Some(&[1u8][..]));
+    assert_eq!(a.files().get("budget/none").unwrap(), None);
     a.files().delete_prefix("budget").unwrap();
     let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false)]));
     let rows = |n: i64| arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(arrow::array::Int64Array::from_iter_values(0..n))]).unwrap();

@@ -16,6 +16,7 @@ use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnDescPtr;
 
 use super::Files;
 use crate::store::StoreError;
@@ -92,14 +93,14 @@ pub fn encode(table: &str, schema: &SchemaRef, batches: impl IntoIterator<Item =
 /// `encode`, leaving out the Arrow schema that readers of plain Parquet use for the exact types
 /// (`skip_arrow_metadata`: a Delta table's schema is in its log).
 pub fn encode_with(table: &str, schema: &SchemaRef, batches: impl IntoIterator<Item = RecordBatch>, skip_arrow_metadata: bool) -> Result<Vec<u8>, StoreError> {
-    let encode = |e: parquet::errors::ParquetError| StoreError::LakeEncode { table: table.into(), reason: e.to_string() };
+    let encode = encode_error(table);
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     let options = parquet::arrow::arrow_writer::ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(skip_arrow_metadata);
-    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), options).map_err(encode)?;
+    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), options).map_err(&encode)?;
     for batch in batches {
-        writer.write(&batch).map_err(encode)?;
+        writer.write(&batch).map_err(&encode)?;
     }
-    writer.into_inner().map_err(encode)
+    writer.into_inner().map_err(&encode)
 }
 
 /// Rows per row group of a slice file: a refresh re-encodes only the groups its changed rows
@@ -149,19 +150,25 @@ pub struct SliceFile {
     pub groups: Vec<(i64, i64, usize)>,
 }
 
+/// The Parquet columns a slice file of `schema` has, as its writer lays them out: what a file
+/// must have to be patched (computed once per export, not per file).
+pub fn slice_columns(schema: &SchemaRef) -> Option<Vec<ColumnDescPtr>> {
+    let (writer, _) = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), slice_options(None)).and_then(ArrowWriter::into_serialized_writer).ok()?;
+    Some(writer.schema_descr().columns().to_vec())
+}
+
 impl SliceFile {
     /// The file of the slice ending at `to`, keyed by `key_column`; None when it cannot be
-    /// patched (written for another slice or by an older version, another schema, or without
-    /// the key's statistics): the slice is then written whole.
-    pub fn read(body: Bytes, schema: &SchemaRef, key_column: &str, to: Option<i64>) -> Option<Self> {
+    /// patched (written for another slice or by an older version, with other `columns` than
+    /// `slice_columns`, or without the key's statistics): the slice is then written whole.
+    pub fn read(body: Bytes, columns: &[ColumnDescPtr], key_column: &str, to: Option<i64>) -> Option<Self> {
         let meta = ParquetMetaDataReader::new().parse_and_finish(&body).ok()?;
         let file = meta.file_metadata();
         let written_for = file.key_value_metadata()?.iter().find(|kv| kv.key == SLICE_TO_KEY)?.value.clone()?;
         if written_for != slice_to_text(to) {
             return None;
         }
-        let (expected, _) = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), slice_options(to)).and_then(ArrowWriter::into_serialized_writer).ok()?;
-        if file.schema_descr().columns() != expected.schema_descr().columns() {
+        if file.schema_descr().columns() != columns {
             return None;
         }
         let leaf = file.schema_descr().columns().iter().position(|c| c.path().parts() == [key_column])?;
@@ -358,16 +365,17 @@ mod tests {
         let g = G as i64;
         let keys: Vec<i64> = (0..2 * g + 44).map(|i| 1_000 + i).collect();
         let body = encode_slice("t", &schema(), &rows(&keys, "old"), Some(1_000_000)).unwrap();
-        let file = SliceFile::read(Bytes::from(body.clone()), &schema(), "created_at", Some(1_000_000)).expect("patchable");
+        let columns = slice_columns(&schema()).unwrap();
+        let file = SliceFile::read(Bytes::from(body.clone()), &columns, "created_at", Some(1_000_000)).expect("patchable");
         assert_eq!(file.groups, [(1_000, 999 + g, G), (1_000 + g, 999 + 2 * g, G), (1_000 + 2 * g, 1_043 + 2 * g, 44)]);
         // Written for another slice (an export that did not commit cut it anew), for another
         // schema, or by a version that named no slice: written whole instead.
-        assert!(SliceFile::read(Bytes::from(body.clone()), &schema(), "created_at", None).is_none());
-        assert!(SliceFile::read(Bytes::from(body.clone()), &schema(), "created_at", Some(4_000)).is_none());
+        assert!(SliceFile::read(Bytes::from(body.clone()), &columns, "created_at", None).is_none());
+        assert!(SliceFile::read(Bytes::from(body.clone()), &columns, "created_at", Some(4_000)).is_none());
         let other = Arc::new(Schema::new(schema().fields().iter().take(2).cloned().collect::<Vec<_>>()));
-        assert!(SliceFile::read(Bytes::from(body.clone()), &other, "created_at", Some(1_000_000)).is_none());
+        assert!(SliceFile::read(Bytes::from(body.clone()), &slice_columns(&other).unwrap(), "created_at", Some(1_000_000)).is_none());
         let plain = encode("t", &schema(), [rows(&keys, "old")]).unwrap();
-        assert!(SliceFile::read(Bytes::from(plain), &schema(), "created_at", Some(1_000_000)).is_none());
+        assert!(SliceFile::read(Bytes::from(plain), &columns, "created_at", Some(1_000_000)).is_none());
 
         // Group 1 replaced by G + 2 new rows: groups 0 and 2 copied byte for byte around them.
         let new_rows = rows(&(0..g + 2).map(|i| 1_000 + g + i).collect::<Vec<_>>(), "new");
@@ -385,7 +393,7 @@ mod tests {
         };
         assert_eq!(chunk(&patched, 0), chunk(&body, 0));
         assert_eq!(chunk(&patched, 3), chunk(&body, 2));
-        let again = SliceFile::read(Bytes::from(patched), &schema(), "created_at", Some(1_000_000)).expect("a patched file is patchable");
+        let again = SliceFile::read(Bytes::from(patched), &columns, "created_at", Some(1_000_000)).expect("a patched file is patchable");
         assert_eq!(again.groups.len(), 4);
     }
 

@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use std::sync::Arc;
 
-use super::publish::{FIRST, Partition, Piece, Publisher, Segment, SliceFile, patch, pieces};
+use super::publish::{FIRST, Partition, Piece, Publisher, Segment, SliceFile, patch, pieces, slice_columns};
 use super::{Lake, LakeFormat};
 use crate::store::ddl::{DIRTY_TABLE, LAKE_TABLES, LOG_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
 use crate::store::{StoreError, Tx};
@@ -294,7 +294,7 @@ impl Tx<'_> {
     fn write_slice(&self, publisher: &mut dyn Publisher, table: &Table, schema: &SchemaRef, value: &str, from: i64, to: Option<i64>, held: Option<i64>, read: Option<Prefetched>) -> Result<(u64, Vec<(i64, usize)>), StoreError> {
         let name = table.name;
         let read = match read {
-            Some(Prefetched { rows, patch: Some(plan) }) => match plan.segments(rows, schema, table, name)? {
+            Some(Prefetched { rows, patch: Some(plan) }) => match plan.segments(rows, schema, table)? {
                 // Still one slice, not empty: the file is patched.
                 Some((segments, total)) if total > 0 && total <= 2 * SLICE_ROWS => {
                     let body = patch(name, schema, &plan.base, segments, to)?;
@@ -648,9 +648,9 @@ impl SlicePatch {
     }
 
     /// The new file's segments from the runs' `rows` (read in key order), and its rows.
-    fn segments(&self, rows: RecordBatch, schema: &SchemaRef, table: &Table, name: &str) -> Result<Option<(Vec<Segment>, usize)>, StoreError> {
+    fn segments(&self, rows: RecordBatch, schema: &SchemaRef, table: &Table) -> Result<Option<(Vec<Segment>, usize)>, StoreError> {
         let Some(column) = table.partition_month_of else { return Ok(None) };
-        let keys = key_micros(&rows, schema, column, name)?;
+        let keys = key_micros(&rows, schema, column, table.name)?;
         let mut segments = Vec::new();
         let mut total = 0;
         let mut runs = self.runs.iter().peekable();
@@ -687,6 +687,8 @@ struct Prefetch {
     slices: Vec<Planned>,
     index: BTreeMap<(String, i64), usize>,
     read: BTreeMap<usize, Prefetched>,
+    /// What a patchable file's columns are (`slice_columns`), once the first file is read.
+    columns: Option<Option<Vec<parquet::schema::types::ColumnDescPtr>>>,
 }
 
 impl Prefetch {
@@ -706,7 +708,7 @@ impl Prefetch {
             }
         }
         let index = slices.iter().enumerate().map(|(i, p)| ((p.value.clone(), p.from), i)).collect();
-        Prefetch { slices, index, read: BTreeMap::new() }
+        Prefetch { slices, index, read: BTreeMap::new(), columns: None }
     }
 
     /// The rows of the slice starting at `from` in partition `value`, when it is one of the
@@ -731,7 +733,8 @@ impl Prefetch {
                 true => None,
                 false => publisher.base(&partition(table, &planned.value), planned.from)?,
             };
-            let plan = base.and_then(|body| SliceFile::read(body, schema, column, planned.to)).and_then(|file| SlicePatch::plan(file, planned.bounds, &planned.marks));
+            let columns = base.as_ref().and_then(|_| self.columns.get_or_insert_with(|| slice_columns(schema)).as_deref());
+            let plan = base.zip(columns).and_then(|(body, columns)| SliceFile::read(body, columns, column, planned.to)).and_then(|file| SlicePatch::plan(file, planned.bounds, &planned.marks));
             match &plan {
                 Some(p) => filter.extend(p.filters(&c)),
                 None => filter.push(format!("({})", range_sql(&c, planned.bounds.0, planned.bounds.1))),
@@ -1000,7 +1003,7 @@ mod tests {
 #[cfg(test)]
 mod patch_tests {
     use super::*;
-    use super::super::publish::{FILE_GROUP_ROWS, encode_slice};
+    use super::super::publish::{FILE_GROUP_ROWS, encode_slice, slice_columns};
     use crate::catalog::CONVERSATIONS;
     use crate::convert::{RunStamp, TableConverter};
     use crate::store::{Warehouse, WindowStats};
@@ -1018,7 +1021,7 @@ mod patch_tests {
         let end = 10 * g;
         let body = bytes::Bytes::from(encode_slice("t", &schema, &batch, Some(end)).unwrap());
         let runs = |bounds: (i64, i64), marks: &[i64]| {
-            let file = SliceFile::read(body.clone(), &schema, "created_at", Some(end)).unwrap();
+            let file = SliceFile::read(body.clone(), &slice_columns(&schema).unwrap(), "created_at", Some(end)).unwrap();
             SlicePatch::plan(file, bounds, marks).map(|p| p.runs)
         };
         assert_eq!(runs((0, end), &[2 * g + 5]), Some(vec![(2, 3, 2 * g, 3 * g)]));
@@ -1148,5 +1151,15 @@ mod piece_tests {
             }
         }
         assert_eq!(seen.len(), n);
+        // Each piece is a slice of its own: a later refresh may patch its file only if the
+        // file names the next piece's start as its end (the last: the partition's end).
+        let columns = super::super::publish::slice_columns(&conv.schema()).unwrap();
+        let starts: Vec<i64> = w.commit(&mut windows, |tx| tx.slice_rows("conversations")).unwrap().into_iter().map(|(_, start, _)| start).collect();
+        assert_eq!(starts.len(), files.len());
+        for (i, start) in starts.iter().enumerate() {
+            let file = root.join("conversations/created_at_month=2024-06").join(super::super::publish::hive_file(*start));
+            let body = bytes::Bytes::from(std::fs::read(&file).unwrap());
+            assert!(SliceFile::read(body, &columns, "created_at", starts.get(i + 1).copied()).is_some(), "{} ends where the next begins", file.display());
+        }
     }
 }
