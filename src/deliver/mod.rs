@@ -194,7 +194,12 @@ pub fn mirror(outputs: &Outputs, outbox: &Outbox, wait: Duration) -> Result<u64,
 /// stale blocks stay marked until exported).
 fn export_log(outputs: &Outputs, warehouse: &Warehouse) {
     let Ok(_lock) = outputs.lock() else { return };
-    let exported = crate::store::Lake::open(&outputs.lake, &crate::store::lake::process_env).and_then(|lake| warehouse.commit(&mut WindowStats::default(), |tx| tx.export_log(&lake, None)));
+    let exported = crate::store::Lake::open(&outputs.lake, &crate::store::lake::process_env).and_then(|lake| loop {
+        let done = warehouse.commit(&mut WindowStats::default(), |tx| tx.export_log(&lake, None, crate::store::EXPORT_BUDGET))?;
+        if !done.more {
+            return Ok(());
+        }
+    });
     if let Err(e) = exported {
         tracing::warn!(error = %e, "the lake's copy of the log was not brought up to date; the next sync does it");
     }

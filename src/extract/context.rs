@@ -15,7 +15,7 @@ use crate::api::{ApiError, Client, Listing, Page};
 use crate::catalog::log::{Purpose, RecordFailure, RequestRecord};
 use crate::catalog::{self, Table};
 use crate::convert::{RunStamp, TableConverter};
-use crate::store::{Bookmarks, Lake, Outputs, Scope, StoreError, Tx, Warehouse, WindowStats};
+use crate::store::{Bookmarks, EXPORT_BUDGET, Lake, Outputs, Scope, StoreError, Tx, Warehouse, WindowStats};
 
 /// What stays fixed for a run.
 pub(crate) struct Run<'a> {
@@ -93,9 +93,6 @@ pub(crate) struct Ledger {
     pub partitions_written: u64,
     pub bytes_written: u64,
 }
-
-/// How long one lake export commit keeps writing slices before it commits and starts another.
-const EXPORT_BUDGET: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// What a strategy did to a table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +235,29 @@ impl Ledger {
             if !done.more {
                 return Ok(());
             }
+        }
+    }
+
+    /// Exports the log's new events to the lake in commits of about `EXPORT_BUDGET`, and runs
+    /// `last` in the transaction of the last of them (the run recorded finished with its log
+    /// written). Returns the bytes written.
+    pub fn export_log(&mut self, run: &Run<'_>, last: impl Fn(&Tx<'_>) -> Result<(), StoreError>) -> Result<u64, SyncError> {
+        let mut bytes = 0;
+        // The first commit finds the run's blocks; those it leaves are marked for the next.
+        let mut run_id = Some(run.stamp.run_id.as_str());
+        loop {
+            let done = self.commit(&run.store, |tx| {
+                let done = tx.export_log(&run.lake, run_id, EXPORT_BUDGET)?;
+                if !done.more {
+                    last(tx)?;
+                }
+                Ok(done)
+            })?;
+            bytes += done.bytes;
+            if !done.more {
+                return Ok(bytes);
+            }
+            run_id = None;
         }
     }
 

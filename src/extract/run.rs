@@ -235,10 +235,8 @@ fn finish(run: &Run<'_>, ledger: &mut Ledger, started_at: chrono::DateTime<Utc>,
     };
     let run_id = &run.stamp.run_id;
     let json = serde_json::to_string(&report).unwrap_or_default();
-    let recorded = ledger.commit(&run.store, |tx| {
-        tx.finish_run(run_id, report.status.as_str(), &json)?;
-        tx.export_log(&run.lake, Some(run_id))
-    });
+    let status = report.status.as_str();
+    let recorded = ledger.export_log(run, |tx| tx.finish_run(run_id, status, &json));
     match recorded {
         Ok(bytes) => report.parquet_bytes_written += bytes,
         Err(e) => {

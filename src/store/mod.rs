@@ -30,7 +30,7 @@ pub use log_page::{FailureGroup, HourOutcome, LogRow};
 pub use log_query::{Cursor, LogFilter, PendingRetry, Summary};
 pub use outbox::{DeliveryState, OutboundEvent, Outbox, OutboxCounts, Queue, Queued, Received, submission_source_id};
 pub use outputs::{Outputs, RunLock};
-pub use lake::{DATA_FILE, Lake, LakeFormat, LakeLocation, LakeSpec, Vacuumed, partition_key};
+pub use lake::{DATA_FILE, EXPORT_BUDGET, Lake, LakeFormat, LakeLocation, LakeSpec, Vacuumed, partition_key};
 pub use log::LOG_TABLE;
 pub use reports::{HappinessBy, ProductivityBy, UsageBy};
 pub use rows::Against;

@@ -24,6 +24,10 @@ pub use slices::{DATA_FILE, Exported, LOG_BLOCK, LOG_DAY_SQL, SLICE_ROWS, partit
 use crate::store::StoreError;
 use publish::Hive;
 
+/// How long one lake export commit keeps writing files before it commits and leaves the rest
+/// to another: readers of the DuckDB file get in between, whatever the size of the export.
+pub const EXPORT_BUDGET: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// How the lake publishes tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LakeFormat {

@@ -418,11 +418,17 @@ impl Tx<'_> {
     /// Rewrites the integration log's files that hold events of `run_id`: each day partition
     /// (`helpscout_log/day=YYYY-MM-DD/`) is cut in files of `LOG_BLOCK` event ids
     /// (`data-{block}.parquet`), so a run rewrites the blocks its events fall in, not the day.
-    /// Returns the bytes written.
-    pub fn export_log(&self, lake: &Lake, run_id: Option<&str>) -> Result<u64, StoreError> {
+    /// Stops once `budget` has passed (after one block at least): the blocks not written yet
+    /// are marked stale, and `more` asks for another commit with `run_id` None, which writes
+    /// the marked blocks. A backfill's log (hundreds of thousands of events) so never holds the
+    /// file for one long commit, and a crash between the commits leaves the marks behind.
+    pub fn export_log(&self, lake: &Lake, run_id: Option<&str>, budget: std::time::Duration) -> Result<Exported, StoreError> {
+        let started = std::time::Instant::now();
+        let mut done = Exported::default();
         let day = LOG_DAY_SQL;
         let block = format!("event_id // {LOG_BLOCK}");
-        // The run's own events, and the blocks other writers (the outbox's copy, retries) marked.
+        // The run's own events, and the blocks other writers (the outbox's copy, retries) or an
+        // earlier commit whose budget ran out marked.
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -437,7 +443,7 @@ impl Tx<'_> {
             blocks = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db(LOG_TABLE))?.collect::<Result<_, _>>().map_err(db(LOG_TABLE))?;
         }
         if blocks.is_empty() {
-            return Ok(0);
+            return Ok(done);
         }
         let schema = self.conn.prepare(&format!("SELECT * FROM {LOG_TABLE} LIMIT 0")).map_err(db(LOG_TABLE))?.query_arrow([]).map_err(db(LOG_TABLE))?.get_schema();
         let mut publisher = lake.publisher(LOG_TABLE, Some("day".into()), &schema, false)?;
@@ -451,8 +457,11 @@ impl Tx<'_> {
         }
         blocks.sort();
         blocks.dedup();
-        let mut bytes = 0;
+        let mut written = 0;
         for (d, b) in &blocks {
+            if started.elapsed() >= budget && written > 0 {
+                break;
+            }
             let lo = b * LOG_BLOCK;
             let mut stmt = self
                 .conn
@@ -462,15 +471,27 @@ impl Tx<'_> {
             let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| StoreError::LakeEncode { table: LOG_TABLE.into(), reason: e.to_string() })?;
             // A block whose rows all moved to another day goes.
             let pieces = if batch.num_rows() == 0 { vec![] } else { vec![(*b, batch)] };
-            bytes += publisher.replace(&day_of(d), *b, Some(b + 1), super::publish::pieces(pieces, Some(b + 1)))?;
+            done.bytes += publisher.replace(&day_of(d), *b, Some(b + 1), super::publish::pieces(pieces, Some(b + 1)))?;
+            done.files += 1;
+            written += 1;
         }
-        for d in whole_days {
+        let left = &blocks[written..];
+        if !left.is_empty() {
+            let values: Vec<String> = left.iter().map(|(d, b)| format!("({}, {}, {b})", literal(LOG_TABLE), literal(d))).collect();
+            for chunk in values.chunks(2_000) {
+                self.conn.execute(&format!("INSERT INTO {STALE_ROWS_TABLE} VALUES {}", chunk.join(", ")), []).map_err(db(LOG_TABLE))?;
+            }
+            done.more = true;
+        }
+        // A whole day's old file goes once every block of the day is written.
+        for d in whole_days.into_iter().filter(|d| !left.iter().any(|(l, _)| l == d)) {
             publisher.replace(&day_of(&d), FIRST, Some(FIRST + 1), pieces(vec![], Some(FIRST + 1)))?;
         }
+        done.partitions = blocks[..written].iter().map(|(d, _)| d).collect::<BTreeSet<_>>().len() as u64;
         if let Some(version) = publisher.finish()? {
             self.record_lake_version(LOG_TABLE, version)?;
         }
-        Ok(bytes)
+        Ok(done)
     }
 }
 
@@ -1161,5 +1182,66 @@ mod piece_tests {
             let body = bytes::Bytes::from(std::fs::read(&file).unwrap());
             assert!(SliceFile::read(body, &columns, "created_at", starts.get(i + 1).copied()).is_some(), "{} ends where the next begins", file.display());
         }
+    }
+
+    /// A log larger than a commit's budget goes to the lake over several commits: each writes
+    /// one block at least and marks the rest, a commit that rolls back leaves the marks as
+    /// they were, and in the end every event is in the lake exactly once.
+    #[test]
+    fn a_large_log_is_exported_over_several_commits_and_none_is_lost_or_doubled() {
+        use parquet::file::reader::FileReader;
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("t.duckdb"));
+        let root = dir.path().join("parquet");
+        let lake = Lake::local(LakeFormat::Parquet, &root);
+        let mut windows = WindowStats::default();
+        // 3.5 blocks of events two seconds apart: over two days, so five (day, block) files.
+        let events = 3 * LOG_BLOCK + LOG_BLOCK / 2;
+        let files = w
+            .commit(&mut windows, |tx| {
+                tx.ensure_tables(&[])?;
+                tx.ensure_log()?;
+                tx.conn
+                    .execute_batch(&format!(
+                        "INSERT INTO {LOG_TABLE} (\"timestamp\", event_type, status, direction, run_id) \
+                         SELECT make_timestamp(1796083200000000 + 2000000 * range)::TIMESTAMPTZ, 'Ticket Synced', 'Success', 'From HelpScout', 'r1' FROM range({events})"
+                    ))
+                    .map_err(db("test"))?;
+                tx.longs(&format!("SELECT count(*) FROM (SELECT DISTINCT {LOG_DAY_SQL}, event_id // {LOG_BLOCK} FROM {LOG_TABLE})"), &[], "t")
+            })
+            .unwrap()[0];
+        assert_eq!(files, 5);
+        let marks = |w: &Warehouse, windows: &mut WindowStats| {
+            w.commit(windows, |tx| tx.longs(&format!("SELECT count(*) FROM {STALE_ROWS_TABLE} WHERE table_name = '{LOG_TABLE}'"), &[], "t")).unwrap()[0]
+        };
+        // With no budget the first commit writes one block and marks the four others.
+        let first = w.commit(&mut windows, |tx| tx.export_log(&lake, Some("r1"), Duration::ZERO)).unwrap();
+        assert_eq!((first.files, first.more), (1, true));
+        assert_eq!(marks(&w, &mut windows), 4);
+        // A commit that fails after its export leaves the marks (and so the blocks) for the next.
+        let failed = w.commit(&mut windows, |tx| {
+            tx.export_log(&lake, None, Duration::ZERO)?;
+            Err::<(), _>(StoreError::Busy { path: "test".into() })
+        });
+        assert!(failed.is_err());
+        assert_eq!(marks(&w, &mut windows), 4);
+        let mut commits = 1;
+        loop {
+            let next = w.commit(&mut windows, |tx| tx.export_log(&lake, None, Duration::ZERO)).unwrap();
+            assert_eq!(next.files, 1);
+            commits += 1;
+            if !next.more {
+                break;
+            }
+        }
+        assert_eq!(commits, files);
+        assert_eq!(marks(&w, &mut windows), 0);
+        let written: Vec<std::path::PathBuf> = lake.files().list(LOG_TABLE).unwrap().into_iter().map(|o| root.join(o.key)).collect();
+        assert_eq!(written.len() as i64, files);
+        let rows: i64 = written.iter().map(|f| parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap().metadata().file_metadata().num_rows()).sum();
+        assert_eq!(rows, events);
+        // With time to spare, one commit writes every block of the run.
+        let whole = w.commit(&mut windows, |tx| tx.export_log(&lake, Some("r1"), Duration::from_secs(60))).unwrap();
+        assert_eq!((whole.files, whole.more), (5, false));
     }
 }
