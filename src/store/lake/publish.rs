@@ -6,10 +6,13 @@
 //! Delta writes new files (`part-{start}_{nonce}.parquet`) and commits their adds and the
 //! removes of the files they replace in one version of the table's log.
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::{ArrowWriterOptions, compute_leaves};
 use parquet::basic::Compression;
 use parquet::column::writer::ColumnCloseResult;
@@ -145,7 +148,7 @@ pub fn encode_slice(table: &str, schema: &SchemaRef, batch: &RecordBatch, to: Op
 /// A slice file read back to be patched: its row groups' key ranges and rows.
 pub struct SliceFile {
     body: Bytes,
-    meta: ParquetMetaData,
+    meta: Arc<ParquetMetaData>,
     /// Per row group: the smallest and largest key, and the rows.
     pub groups: Vec<(i64, i64, usize)>,
 }
@@ -177,7 +180,21 @@ impl SliceFile {
             let Some(Statistics::Int64(stats)) = group.column(leaf).statistics() else { return None };
             groups.push((*stats.min_opt()?, *stats.max_opt()?, usize::try_from(group.num_rows()).ok()?));
         }
-        Some(SliceFile { body, meta, groups })
+        Some(SliceFile { body, meta: Arc::new(meta), groups })
+    }
+
+    /// The rows of row groups `[a, b)`, decoded into `schema` (the file's own: it was written
+    /// from it).
+    pub fn rows(&self, a: usize, b: usize, schema: &SchemaRef) -> Result<RecordBatch, String> {
+        let metadata = ArrowReaderMetadata::try_new(Arc::clone(&self.meta), ArrowReaderOptions::new()).map_err(|e| e.to_string())?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(self.body.clone(), metadata)
+            .with_row_groups((a..b).collect())
+            .with_batch_size(8_192)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let batches = batches.iter().map(|b| super::slices::conform(b, schema)).collect::<Result<Vec<_>, _>>()?;
+        arrow::compute::concat_batches(schema, &batches).map_err(|e| e.to_string())
     }
 }
 

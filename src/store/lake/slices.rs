@@ -617,18 +617,22 @@ struct SlicePatch {
     base: SliceFile,
     /// Row groups `[a, b)` of the base and the key range `[lo, hi)` they cover.
     runs: Vec<(usize, usize, i64, i64)>,
+    /// The slice's marked keys, sorted: only their rows are read from DuckDB; every other row
+    /// of a run is as the base holds it (a row that changed has a mark at its key).
+    marks: Vec<i64>,
 }
 
 impl SlicePatch {
     /// Which row groups of `base` the `marks` fall in, widened to every group sharing a key
     /// with a neighbour (a key's rows are then all inside a run or all outside). None when the
-    /// file does not fit the slice `bounds`, or when every group changed (nothing to copy).
+    /// file does not fit the slice `bounds`, when every group changed (nothing to copy), or
+    /// when rows without a key changed.
     fn plan(base: SliceFile, bounds: (i64, i64), marks: &[i64]) -> Option<Self> {
         let groups = &base.groups;
         let n = groups.len();
         let fits = groups.iter().all(|(min, max, _)| bounds.0 <= *min && min <= max && *max < bounds.1)
             && groups.windows(2).all(|w| w[0].1 <= w[1].0);
-        if n == 0 || !fits || marks.is_empty() {
+        if n == 0 || !fits || marks.is_empty() || marks.contains(&FIRST) {
             return None;
         }
         // Group g covers [start g, start g+1): the first from the slice's lower bound.
@@ -660,15 +664,37 @@ impl SlicePatch {
             }
             runs.push((a, g, starts[a], starts.get(g).copied().unwrap_or(bounds.1)));
         }
-        Some(SlicePatch { base, runs })
+        let mut marks = marks.to_vec();
+        marks.sort_unstable();
+        marks.dedup();
+        Some(SlicePatch { base, runs, marks })
     }
 
-    /// The key ranges to read from DuckDB, as SQL conditions on `column`.
+    /// The rows to read from DuckDB, as an SQL condition on `column`: those of the marked keys.
     fn filters(&self, column: &str) -> Vec<String> {
-        self.runs.iter().map(|(_, _, lo, hi)| format!("({})", range_sql(column, *lo, *hi))).collect()
+        let keys: Vec<String> = self.marks.iter().map(|k| format!("make_timestamp({k}::BIGINT)::TIMESTAMPTZ")).collect();
+        vec![format!("({column} IN ({}))", keys.join(", "))]
     }
 
-    /// The new file's segments from the runs' `rows` (read in key order), and its rows.
+    /// A run's rows: the base's rows of its groups but those of marked keys, and `fresh`
+    /// (DuckDB's rows of the marked keys in the run's range), in the export's order.
+    fn run_rows(&self, (a, b): (usize, usize), fresh: RecordBatch, schema: &SchemaRef, table: &Table, column: &str) -> Result<RecordBatch, StoreError> {
+        let encode = |reason: String| StoreError::LakeEncode { table: table.name.into(), reason };
+        let base = self.base.rows(a, b, schema).map_err(encode)?;
+        let keep: arrow::array::BooleanArray = key_micros(&base, schema, column, table.name)?.iter().map(|k| Some(self.marks.binary_search(k).is_err())).collect();
+        let kept = arrow::compute::filter_record_batch(&base, &keep).map_err(|e| encode(e.to_string()))?;
+        let rows = arrow::compute::concat_batches(schema, [&kept, &fresh]).map_err(|e| encode(e.to_string()))?;
+        // DuckDB's ORDER BY: the partition column, then the key, nulls last.
+        let order = arrow::compute::SortOptions { descending: false, nulls_first: false };
+        let columns = std::iter::once(column).chain(table.primary_key.iter().copied());
+        let sort: Vec<arrow::compute::SortColumn> = columns
+            .map(|c| Ok(arrow::compute::SortColumn { values: Arc::clone(rows.column(schema.index_of(c).map_err(|e| encode(e.to_string()))?)), options: Some(order) }))
+            .collect::<Result<_, StoreError>>()?;
+        let indices = arrow::compute::lexsort_to_indices(&sort, None).map_err(|e| encode(e.to_string()))?;
+        arrow::compute::take_record_batch(&rows, &indices).map_err(|e| encode(e.to_string()))
+    }
+
+    /// The new file's segments from the marked keys' `rows` (read in key order), and its rows.
     fn segments(&self, rows: RecordBatch, schema: &SchemaRef, table: &Table) -> Result<Option<(Vec<Segment>, usize)>, StoreError> {
         let Some(column) = table.partition_month_of else { return Ok(None) };
         let keys = key_micros(&rows, schema, column, table.name)?;
@@ -680,9 +706,10 @@ impl SlicePatch {
             match runs.peek() {
                 Some(&&(a, b, lo, hi)) if a == g => {
                     let (x, y) = (keys.partition_point(|k| *k < lo), keys.partition_point(|k| *k < hi));
-                    if y > x {
-                        segments.push(Segment::Rows(rows.slice(x, y - x)));
-                        total += y - x;
+                    let run = self.run_rows((a, b), rows.slice(x, y - x), schema, table, column)?;
+                    if run.num_rows() > 0 {
+                        total += run.num_rows();
+                        segments.push(Segment::Rows(run));
                     }
                     runs.next();
                     g = b;
@@ -702,7 +729,8 @@ impl SlicePatch {
 /// written), read from DuckDB a group at a time in one query each rather than one query per
 /// slice: at 200,000 conversations a refresh rewrites about a hundred of them, and each query
 /// costs its planning and a scan of the table's zone maps whatever it returns. Where the
-/// publisher offers a slice's file, only the rows of its changed row groups are read.
+/// publisher offers a slice's file, only the rows of its marked keys are read: the other rows
+/// of the row groups they fall in are decoded from the file.
 struct Prefetch {
     /// In the order the slices are written.
     slices: Vec<Planned>,
@@ -1111,6 +1139,26 @@ mod patch_tests {
         let (groups, rows) = read();
         assert_eq!(groups, [512, 1, 512, 511, 464], "a whole rewrite would cut [512, 512, 512, 464]");
         assert_eq!(rows, held(&w), "the file holds what DuckDB holds, in order");
+
+        // Keys several rows share: a row added at conversation 1,700's key (and 1,650 deleted,
+        // so the slice stays one file), then conversation 1,700 changed: its key's rows come
+        // from DuckDB, the rest of its group from the file.
+        let created = (june + chrono::Duration::seconds(1_700)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let twin = |id: i64, subject: &str| conv.batch(&[conv.row(&serde_json::json!({"id": id, "number": id, "subject": subject, "createdAt": created}), None, &stamp).unwrap()]).unwrap();
+        let add_twin = |tx: &Tx<'_>| {
+            tx.delete_where(&CONVERSATIONS, "id = 1650")?;
+            upsert(twin(9_000, "twin"))(tx)
+        };
+        assert_eq!(commit(&add_twin).files, 1);
+        let after_twin = read();
+        assert_eq!(after_twin.0, [512, 1, 512, 511, 464], "patched: only the last group changed");
+        assert_eq!(after_twin.1, held(&w));
+        assert_eq!(commit(&upsert(twin(1_700, "changed twin"))).files, 1);
+        let (groups, rows) = read();
+        assert_eq!(groups, after_twin.0);
+        assert_eq!(rows, held(&w), "both rows of the shared key, once each, in order");
+        let shared: Vec<_> = rows.iter().filter(|(id, _)| *id == 1_700 || *id == 9_000).cloned().collect();
+        assert_eq!(shared, [(1_700, "changed twin".to_string()), (9_000, "twin".to_string())]);
 
         // The file as an export that did not commit left it: the slice's first 1,000 rows, cut
         // as a slice of its own. It is not patched: the slice is written whole from DuckDB.
