@@ -292,6 +292,13 @@ mod append_tests {
         let commit = |chunk: Chunk, windows: &mut WindowStats| commit_chunk(&store, windows, &converters, &appendable, &CONVERSATIONS, chunk, true, "r1").unwrap();
         commit(chunk(&[(1, "one", &[11]), (2, "two", &[21])]), &mut windows);
         assert!(appendable.all(&[&CONVERSATIONS, &CONVERSATION_THREADS]), "the first chunk was appended");
+        {
+            // Appended rows mark their partitions stale whole, not each row.
+            let conn = duckdb::Connection::open(&store.path).unwrap();
+            let marks = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap() };
+            assert_eq!(marks("SELECT count(*)::VARCHAR FROM _helpscout_stale_rows"), "0");
+            assert_eq!(marks("SELECT string_agg(table_name || ' ' || partition_value, ', ' ORDER BY table_name) FROM _helpscout_dirty_partitions"), "conversation_threads 2024-06, conversations 2024-06");
+        }
         commit(chunk(&[(2, "two, again", &[21, 22]), (3, "three", &[31])]), &mut windows);
         assert!(!appendable.all(&[&CONVERSATIONS]), "a key held already ends appending for the run");
         commit(chunk(&[(4, "four", &[41])]), &mut windows);

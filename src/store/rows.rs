@@ -102,7 +102,12 @@ impl Tx<'_> {
         if inserted != staged {
             return Err(StoreError::KeysAlreadyHeld { table: table.name.to_string() });
         }
-        self.mark_dirty(table, &staged_name, "true")
+        // The table held none of these rows' keys: their partitions are rewritten whole, one
+        // mark each rather than one per row (a backfill's million threads, read back at once by
+        // its export).
+        self.conn
+            .execute_batch(&format!("INSERT OR IGNORE INTO {DIRTY_TABLE} SELECT DISTINCT {}, {} FROM {staged_name}", literal(table.name), partition_sql(table)))
+            .map_err(db("recording stale lake partitions"))
     }
 
     /// Takes out of the stage the rows the table already holds exactly as staged (every
