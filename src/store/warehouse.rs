@@ -21,9 +21,9 @@ static COMMIT_GATE: Mutex<Vec<Held>> = Mutex::new(Vec::new());
 
 /// A connection kept open across consecutive commits of a sync: opening the file, warming its
 /// cache and checkpointing on close cost more than a small commit. It is closed as soon as no
-/// commit follows within the warehouse's `keep_open` time, and before a commit that would end
-/// past `MAX_HOLD`, so other processes get the file between a sync's bursts of commits, and
-/// within about a second at the most.
+/// commit follows within the warehouse's `keep_open` time, and before a commit that, with the
+/// checkpoint on closing after it, would end past `MAX_HOLD`: other processes get the file
+/// between a sync's bursts of commits, and within about a second at the most.
 struct Held {
     path: PathBuf,
     conn: Connection,
@@ -38,8 +38,39 @@ struct Held {
     columns: RefCell<HashMap<String, Vec<String>>>,
 }
 
-/// How long a sync keeps the file open across commits before it lets go.
-const MAX_HOLD: Duration = Duration::from_millis(600);
+/// How long a sync keeps the file open across commits, the checkpoint on closing included
+/// (a commit window as other processes see it), before it lets go.
+const MAX_HOLD: Duration = Duration::from_millis(750);
+
+/// How long the recent closes of each file took (DuckDB checkpoints then). A checkpoint
+/// rewrites each table's last, partly filled row group, so its cost saws up and down between
+/// closes (a large backfill's customers: 50 to 270 ms after the same half second of commits):
+/// the next close is expected to take as long as the longest of the last `RECENT_CLOSES`, and
+/// is counted in the hold.
+static CLOSES: Mutex<Vec<(PathBuf, std::collections::VecDeque<Duration>)>> = Mutex::new(Vec::new());
+
+const RECENT_CLOSES: usize = 16;
+
+fn expected_close(path: &Path) -> Duration {
+    let closes = CLOSES.lock().unwrap_or_else(|e| e.into_inner());
+    closes.iter().find(|(p, _)| p == path).and_then(|(_, recent)| recent.iter().max().copied()).unwrap_or_default()
+}
+
+fn record_close(path: &Path, took: Duration) {
+    let mut closes = CLOSES.lock().unwrap_or_else(|e| e.into_inner());
+    let i = match closes.iter().position(|(p, _)| p == path) {
+        Some(i) => i,
+        None => {
+            closes.push((path.to_path_buf(), Default::default()));
+            closes.len() - 1
+        }
+    };
+    let recent = &mut closes[i].1;
+    if recent.len() == RECENT_CLOSES {
+        recent.pop_front();
+    }
+    recent.push_back(took);
+}
 
 /// How long a sync's kept connection waits for the next commit.
 pub const SYNC_IDLE: Duration = Duration::from_millis(40);
@@ -61,7 +92,9 @@ fn close_held(kept: &mut Vec<Held>, path: &Path, which: Option<(u64, u64)>) {
     let Some(i) = kept.iter().position(|h| h.path == path && which.is_none_or(|w| (h.generation, h.commits) == w)) else { return };
     let held = kept.swap_remove(i);
     let (opened, commits) = (held.opened, held.commits);
+    let closing = Instant::now();
     drop(held);
+    record_close(path, closing.elapsed());
     let stretch = opened.elapsed();
     if stretch > LONG_COMMIT {
         tracing::debug!(ms = stretch.as_millis() as u64, commits, "the file was held long (commits and the checkpoint on closing)");
@@ -214,8 +247,9 @@ impl Warehouse {
     pub fn commit<T, E: From<StoreError>>(&self, stats: &mut WindowStats, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         let mut kept = gate();
         let started = Instant::now();
-        // Reused only when another commit like the last still ends within MAX_HOLD.
-        let reuse = kept.iter().any(|h| h.path == self.path && h.opened.elapsed() + h.last < MAX_HOLD);
+        // Reused only when another commit like the last, and the close after it, still end
+        // within MAX_HOLD.
+        let reuse = kept.iter().any(|h| h.path == self.path && h.opened.elapsed() + h.last + expected_close(&self.path) < MAX_HOLD);
         if !reuse {
             close_held(&mut kept, &self.path, None);
             let conn = self.connect()?;
@@ -235,12 +269,13 @@ impl Warehouse {
         })();
         let spent = started.elapsed();
         held.last = spent - opened;
+        let closing = expected_close(&self.path);
         // A failed commit leaves nothing cached behind; a kept connection is let go in time.
         let (since_open, generation, commits) = (held.opened.elapsed(), held.generation, held.commits);
-        let idle = self.keep_open.filter(|_| outcome.is_ok() && since_open < MAX_HOLD);
+        let idle = self.keep_open.filter(|_| outcome.is_ok() && since_open + closing < MAX_HOLD);
         if let Some(idle) = idle {
             // Closed by this timer unless another commit has used it meanwhile.
-            let wait = idle.min(MAX_HOLD - since_open);
+            let wait = idle.min(MAX_HOLD - since_open - closing);
             let path = self.path.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(wait);
@@ -357,6 +392,34 @@ mod tests {
         let reader = w.read().unwrap();
         let groups: i64 = reader.conn.query_row("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('t')", [], |r| r.get(0)).unwrap();
         assert_eq!(groups, 3);
+    }
+
+    /// What bounds a commit window: a connection is kept for another commit only when that
+    /// commit and the checkpoint on closing after it (as long as the longest recent close) end
+    /// within MAX_HOLD.
+    #[test]
+    fn a_connection_is_not_kept_when_its_close_would_end_past_max_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Warehouse::new(dir.path().join("close.duckdb"));
+        w.keep_open = Some(Duration::from_secs(3600));
+        let mut stats = WindowStats::default();
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("CREATE TABLE t (n BIGINT)").map_err(db("creating"))).unwrap();
+        let first = kept(&w.path).expect("kept");
+        // A recent close took the whole hold: the kept connection is let go before the next
+        // commit, and that commit's own connection is closed right after it.
+        record_close(&w.path, MAX_HOLD);
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO t VALUES (1)").map_err(db("inserting"))).unwrap();
+        assert_eq!(kept(&w.path), None, "closed after its commit");
+        // Once the long close is no longer among the recent ones, connections are kept again.
+        for _ in 0..RECENT_CLOSES {
+            record_close(&w.path, Duration::ZERO);
+        }
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO t VALUES (2)").map_err(db("inserting"))).unwrap();
+        let again = kept(&w.path).expect("kept again");
+        assert_ne!(again, first);
+        w.commit(&mut stats, |tx| tx.conn.execute_batch("INSERT INTO t VALUES (3)").map_err(db("inserting"))).unwrap();
+        assert_eq!(kept(&w.path), Some(again));
+        w.release();
     }
 
     #[test]
