@@ -231,7 +231,7 @@ impl<'a> DeltaPublisher<'a> {
         let ctx = builder.build().map_err(delta_error(&table))?;
         let physical: Schema = ctx.physical_data_schema().as_ref().try_into_arrow().map_err(|e| StoreError::Delta { table: table.clone(), reason: e.to_string() })?;
         let physical = Arc::new(physical);
-        let batch = super::slices::conform(&batch, &physical).map_err(|reason| StoreError::LakeEncode { table: table.clone(), reason })?;
+        let batch = super::publish::conform(&batch, &physical).map_err(|reason| StoreError::LakeEncode { table: table.clone(), reason })?;
         let mut stats = FileStatsAccumulator::new(ctx.stats_columns(), ctx.physical_data_schema().as_ref());
         stats.merge(&batch).map_err(delta_error(&table))?;
         let body = encode_with(&table, &physical, [batch], true)?;

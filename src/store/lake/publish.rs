@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 use parquet::arrow::arrow_writer::{ArrowWriterOptions, compute_leaves};
 use parquet::basic::Compression;
 use parquet::column::writer::ColumnCloseResult;
-use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{KeyValue, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnDescPtr;
@@ -148,7 +148,8 @@ pub fn encode_slice(table: &str, schema: &SchemaRef, batch: &RecordBatch, to: Op
 /// A slice file read back to be patched: its row groups' key ranges and rows.
 pub struct SliceFile {
     body: Bytes,
-    meta: Arc<ParquetMetaData>,
+    /// Its metadata, with the Arrow schema it was written from.
+    reader: ArrowReaderMetadata,
     /// Per row group: the smallest and largest key, and the rows.
     pub groups: Vec<(i64, i64, usize)>,
 }
@@ -180,20 +181,20 @@ impl SliceFile {
             let Some(Statistics::Int64(stats)) = group.column(leaf).statistics() else { return None };
             groups.push((*stats.min_opt()?, *stats.max_opt()?, usize::try_from(group.num_rows()).ok()?));
         }
-        Some(SliceFile { body, meta: Arc::new(meta), groups })
+        let reader = ArrowReaderMetadata::try_new(Arc::new(meta), ArrowReaderOptions::new()).ok()?;
+        Some(SliceFile { body, reader, groups })
     }
 
     /// The rows of row groups `[a, b)`, decoded into `schema` (the file's own: it was written
     /// from it).
     pub fn rows(&self, a: usize, b: usize, schema: &SchemaRef) -> Result<RecordBatch, String> {
-        let metadata = ArrowReaderMetadata::try_new(Arc::clone(&self.meta), ArrowReaderOptions::new()).map_err(|e| e.to_string())?;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(self.body.clone(), metadata)
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(self.body.clone(), self.reader.clone())
             .with_row_groups((a..b).collect())
             .with_batch_size(8_192)
             .build()
             .map_err(|e| e.to_string())?;
         let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
-        let batches = batches.iter().map(|b| super::slices::conform(b, schema)).collect::<Result<Vec<_>, _>>()?;
+        let batches = batches.iter().map(|b| conform(b, schema)).collect::<Result<Vec<_>, _>>()?;
         arrow::compute::concat_batches(schema, &batches).map_err(|e| e.to_string())
     }
 }
@@ -214,7 +215,7 @@ pub fn patch(table: &str, schema: &SchemaRef, base: &SliceFile, segments: Vec<Se
     for segment in segments {
         match segment {
             Segment::Copy(g) => {
-                let group = base.meta.row_group(g);
+                let group = base.reader.metadata().row_group(g);
                 let mut out = writer.next_row_group().map_err(&fail)?;
                 for column in group.columns() {
                     let close = ColumnCloseResult {
@@ -253,6 +254,24 @@ pub fn patch(table: &str, schema: &SchemaRef, base: &SliceFile, segments: Vec<Se
     writer.into_inner().map_err(&fail)
 }
 
+/// A batch in `schema`'s types (DuckDB's Arrow output, a file's rows read back): list item
+/// names, nullability.
+pub(super) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(array, field)| {
+            if array.data_type() == field.data_type() {
+                Ok(array.clone())
+            } else {
+                arrow::compute::cast(array, field.data_type()).map_err(|e| format!("{}: {e}", field.name()))
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>, String>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
+}
+
 /// Hive Parquet: `data.parquet` for a partition's first slice, `data-{start}.parquet` for the
 /// others, each put whole over the previous one.
 pub struct Hive<'a> {
@@ -269,6 +288,11 @@ pub fn hive_file(start: i64) -> String {
     if start == FIRST { super::DATA_FILE.to_string() } else { format!("data-{start}.parquet") }
 }
 
+/// The key of the hive file of `partition`'s slice starting at `start`.
+fn hive_key(partition: &Partition, start: i64) -> String {
+    format!("{}/{}", partition.key(), hive_file(start))
+}
+
 /// The start key in a hive file's name (`data.parquet` → FIRST); None for other files.
 fn hive_start(name: &str) -> Option<i64> {
     if name == super::DATA_FILE {
@@ -279,10 +303,9 @@ fn hive_start(name: &str) -> Option<i64> {
 
 impl Publisher for Hive<'_> {
     fn replace(&mut self, partition: &Partition, from: i64, _to: Option<i64>, pieces: Pieces<'_>) -> Result<u64, StoreError> {
-        let dir = partition.key();
         let mut pieces = pieces.peekable();
         if pieces.peek().is_none() {
-            self.files.delete(&format!("{dir}/{}", hive_file(from)))?;
+            self.files.delete(&hive_key(partition, from))?;
             return Ok(0);
         }
         let mut bytes = 0;
@@ -293,7 +316,7 @@ impl Publisher for Hive<'_> {
                 false => encode(&partition.table, &self.schema, [rows])?,
             };
             bytes += body.len() as u64;
-            self.files.put(&format!("{dir}/{}", hive_file(start)), body)?;
+            self.files.put(&hive_key(partition, start), body)?;
         }
         Ok(bytes)
     }
@@ -302,12 +325,12 @@ impl Publisher for Hive<'_> {
         if !self.patchable {
             return Ok(None);
         }
-        self.files.get(&format!("{}/{}", partition.key(), hive_file(from)))
+        self.files.get(&hive_key(partition, from))
     }
 
     fn replace_encoded(&mut self, partition: &Partition, from: i64, body: Vec<u8>) -> Result<u64, StoreError> {
         let bytes = body.len() as u64;
-        self.files.put(&format!("{}/{}", partition.key(), hive_file(from)), body)?;
+        self.files.put(&hive_key(partition, from), body)?;
         Ok(bytes)
     }
 

@@ -9,11 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use std::sync::Arc;
 
-use super::publish::{FIRST, Partition, Piece, Publisher, Segment, SliceFile, patch, pieces, slice_columns};
+use super::publish::{FIRST, Partition, Piece, Publisher, Segment, SliceFile, conform, patch, pieces, slice_columns};
 use super::{Lake, LakeFormat};
 use crate::store::ddl::{DIRTY_TABLE, LAKE_TABLES, LOG_TABLE, SLICES_TABLE, STALE_ROWS_TABLE, literal, partition_sql, quote_ident};
 use crate::store::{StoreError, Tx};
@@ -247,18 +247,21 @@ impl Tx<'_> {
         Ok(done)
     }
 
+    /// Inserts `rows` (SQL value tuples) into `into`, a few thousand per statement at the most
+    /// (a backfill at a million conversations).
+    fn insert_values(&self, into: &str, rows: &[String], table: &str) -> Result<(), StoreError> {
+        for chunk in rows.chunks(2_000) {
+            self.conn.execute(&format!("INSERT INTO {into} VALUES {}", chunk.join(", ")), []).map_err(db(table))?;
+        }
+        Ok(())
+    }
+
     /// Writes back what an export changed of the slice list and the marks, in a few
     /// statements: the rewritten partitions' slices anew, every cleared mark at once, and the
     /// marks a whole partition's slices keep when the budget ended before them.
     fn record_book(&self, name: &str, book: &SliceBook) -> Result<(), StoreError> {
         let table = literal(name);
-        let values = |rows: Vec<String>, into: &str| -> Result<(), StoreError> {
-            // A few thousand rows per statement at the most (a backfill at a million conversations).
-            for chunk in rows.chunks(2_000) {
-                self.conn.execute(&format!("INSERT INTO {into} VALUES {}", chunk.join(", ")), []).map_err(db(name))?;
-            }
-            Ok(())
-        };
+        let values = |rows: Vec<String>, into: &str| self.insert_values(into, &rows, name);
         let within = |partitions: &mut dyn Iterator<Item = &String>| partitions.map(|v| literal(v)).collect::<Vec<_>>().join(", ");
         if !book.cleared.is_empty() {
             self.conn
@@ -483,10 +486,8 @@ impl Tx<'_> {
         }
         let left = &blocks[written..];
         if !left.is_empty() {
-            let values: Vec<String> = left.iter().map(|(d, b)| format!("({}, {}, {b})", literal(LOG_TABLE), literal(d))).collect();
-            for chunk in values.chunks(2_000) {
-                self.conn.execute(&format!("INSERT INTO {STALE_ROWS_TABLE} VALUES {}", chunk.join(", ")), []).map_err(db(LOG_TABLE))?;
-            }
+            let marks: Vec<String> = left.iter().map(|(d, b)| format!("({}, {}, {b})", literal(LOG_TABLE), literal(d))).collect();
+            self.insert_values(STALE_ROWS_TABLE, &marks, LOG_TABLE)?;
             done.more = true;
         }
         // A whole day's old file goes once every block of the day is written.
@@ -618,7 +619,8 @@ struct Prefetched {
 }
 
 /// How a slice's file is patched: the runs of its row groups that changed rows fall in are
-/// read from DuckDB again (their key ranges), the other groups are copied.
+/// encoded again (their marked keys' rows read from DuckDB, the others decoded from the file),
+/// the other groups are copied.
 struct SlicePatch {
     base: SliceFile,
     /// Row groups `[a, b)` of the base and the key range `[lo, hi)` they cover.
@@ -632,7 +634,7 @@ impl SlicePatch {
     /// Which row groups of `base` the `marks` fall in, widened to every group sharing a key
     /// with a neighbour (a key's rows are then all inside a run or all outside). None when the
     /// file does not fit the slice `bounds`, when every group changed (nothing to copy), or
-    /// when rows without a key changed.
+    /// when rows without a key changed. `marks` are sorted and distinct (as the export reads them).
     fn plan(base: SliceFile, bounds: (i64, i64), marks: &[i64]) -> Option<Self> {
         let groups = &base.groups;
         let n = groups.len();
@@ -670,16 +672,13 @@ impl SlicePatch {
             }
             runs.push((a, g, starts[a], starts.get(g).copied().unwrap_or(bounds.1)));
         }
-        let mut marks = marks.to_vec();
-        marks.sort_unstable();
-        marks.dedup();
-        Some(SlicePatch { base, runs, marks })
+        Some(SlicePatch { base, runs, marks: marks.to_vec() })
     }
 
     /// The rows to read from DuckDB, as an SQL condition on `column`: those of the marked keys.
-    fn filters(&self, column: &str) -> Vec<String> {
+    fn filter(&self, column: &str) -> String {
         let keys: Vec<String> = self.marks.iter().map(|k| format!("make_timestamp({k}::BIGINT)::TIMESTAMPTZ")).collect();
-        vec![format!("({column} IN ({}))", keys.join(", "))]
+        format!("({column} IN ({}))", keys.join(", "))
     }
 
     /// A run's rows: the base's rows of its groups but those of marked keys, and `fresh`
@@ -791,7 +790,7 @@ impl Prefetch {
             let columns = base.as_ref().and_then(|_| self.columns.get_or_insert_with(|| slice_columns(schema)).as_deref());
             let plan = base.zip(columns).and_then(|(body, columns)| SliceFile::read(body, columns, column, planned.to)).and_then(|file| SlicePatch::plan(file, planned.bounds, &planned.marks));
             match &plan {
-                Some(p) => filter.extend(p.filters(&c)),
+                Some(p) => filter.push(p.filter(&c)),
                 None => filter.push(format!("({})", range_sql(&c, planned.bounds.0, planned.bounds.1))),
             }
             patches.push(plan);
@@ -819,23 +818,6 @@ pub const LOG_DAY_SQL: &str = "strftime(make_timestamp(epoch_us(\"timestamp\")),
 /// The schema of what DuckDB returned (the contract's when it returned no batch).
 fn stmt_schema(batches: &[RecordBatch], schema: &SchemaRef) -> SchemaRef {
     batches.first().map(RecordBatch::schema).unwrap_or_else(|| Arc::clone(schema))
-}
-
-/// DuckDB's Arrow output → the contract schema (list item names, nullability).
-pub(super) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(array, field)| {
-            if array.data_type() == field.data_type() {
-                Ok(array.clone())
-            } else {
-                arrow::compute::cast(array, field.data_type()).map_err(|e| format!("{}: {e}", field.name()))
-            }
-        })
-        .collect::<Result<Vec<ArrayRef>, String>>()?;
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
