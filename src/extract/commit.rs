@@ -122,7 +122,7 @@ fn append_chunk(tx: &mut Tx<'_>, table: &'static Table, batches: &Batches, run_i
     for (t, batch) in parent.chain(batches.children.iter().map(|(c, b)| (*c, b))) {
         let stage = tx.stage(t, vec![batch.clone()])?;
         tx.append_row_events(&stage, run_id, Against::Nothing)?;
-        tx.append_new(&stage, batch.num_rows())?;
+        tx.append_new(&stage)?;
     }
     Ok(())
 }

@@ -17,7 +17,8 @@ pub(super) const REQUESTS_TABLE: &str = "helpscout_api_requests";
 /// The log's columns, in order, with their DuckDB types: the one list its DDL, its writes and
 /// its queries are made from.
 pub(super) const LOG_COLUMNS: &[(&str, &str)] = &[
-    ("event_id", "BIGINT PRIMARY KEY DEFAULT nextval('helpscout_log_seq')"),
+    // Unique by its sequence; not a PRIMARY KEY, whose index each checkpoint would rewrite whole.
+    ("event_id", "BIGINT NOT NULL DEFAULT nextval('helpscout_log_seq')"),
     ("timestamp", "TIMESTAMPTZ NOT NULL"),
     ("event_type", "VARCHAR NOT NULL"),
     ("customer_email", "VARCHAR"),

@@ -48,7 +48,31 @@ impl Tx<'_> {
             }
         }
         appender.flush().map_err(db("flushing staged rows"))?;
-        Ok(Stage { table, name: stage })
+        drop(appender);
+        let stage = Stage { table, name: stage };
+        self.keep_last_of_each_key(&stage)?;
+        Ok(stage)
+    }
+
+    /// Keeps one staged row per primary key, the last staged: the tables declare no PRIMARY KEY
+    /// (see `ddl::create_table_sql`), so a key staged twice (a thread listed under two
+    /// conversations of one chunk while it moves) would otherwise be written twice.
+    fn keep_last_of_each_key(&self, stage: &Stage) -> Result<(), StoreError> {
+        let keys: Vec<String> = stage.table.primary_key.iter().map(|k| quote_ident(k)).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (keys, staged) = (keys.join(", "), quote_ident(&stage.name));
+        let doubled: bool = self
+            .conn
+            .query_row(&format!("SELECT count(*) > count(DISTINCT ({keys})) FROM {staged}"), [], |r| r.get(0))
+            .map_err(db(format!("checking staged keys of {}", stage.table.name)))?;
+        if doubled {
+            self.conn
+                .execute(&format!("DELETE FROM {staged} WHERE rowid NOT IN (SELECT max(rowid) FROM {staged} GROUP BY {keys})"), [])
+                .map_err(db(format!("checking staged keys of {}", stage.table.name)))?;
+        }
+        Ok(())
     }
 
     /// Records the rows a `WHERE` clause selects as needing a lake rewrite: their slice keys
@@ -88,20 +112,28 @@ impl Tx<'_> {
         Ok(n as u64)
     }
 
-    /// Appends the `staged` rows of a stage to a table that holds none of their keys: no
-    /// comparison, no deletion, index lookups only. When the table holds any of the keys
-    /// after all (a row listed twice in a run), nothing is written and the commit fails with
-    /// `KeysAlreadyHeld`, for the caller to roll back and upsert instead.
-    pub fn append_new(&self, stage: &Stage, staged: usize) -> Result<(), StoreError> {
+    /// Appends the rows of a stage to a table that holds none of their keys: no comparison, no
+    /// deletion. When the table holds any of the keys after all (a row listed twice in a run),
+    /// nothing is written and the commit fails with `KeysAlreadyHeld`, for the caller to roll
+    /// back and upsert instead. The check is a semi-join whose key range DuckDB pushes into the
+    /// scan: a backfill's new keys lie past the held row groups, which it then skips.
+    pub fn append_new(&self, stage: &Stage) -> Result<(), StoreError> {
         let table = stage.table;
         let staged_name = quote_ident(&stage.name);
-        let inserted = self
+        let target = quote_ident(table.name);
+        let keys: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
+        let keys = keys.join(", ");
+        let held: bool = !keys.is_empty()
+            && self
             .conn
-            .execute(&format!("INSERT OR IGNORE INTO {} SELECT * FROM {staged_name}", quote_ident(table.name)), [])
+            .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {target} WHERE ({keys}) IN (SELECT {keys} FROM {staged_name}))"), [], |r| r.get(0))
             .map_err(db(format!("appending rows of {}", table.name)))?;
-        if inserted != staged {
+        if held {
             return Err(StoreError::KeysAlreadyHeld { table: table.name.to_string() });
         }
+        self.conn
+            .execute(&format!("INSERT INTO {target} SELECT * FROM {staged_name}"), [])
+            .map_err(db(format!("appending rows of {}", table.name)))?;
         // The table held none of these rows' keys: their partitions are rewritten whole, one
         // mark each rather than one per row (a backfill's million threads, read back at once by
         // its export).
@@ -326,5 +358,64 @@ mod repoint_tests {
         assert_eq!(count("SELECT count(*) FROM happiness_ratings_report WHERE conversation_id = 1"), 0);
         assert_eq!(count("SELECT count(*) FROM happiness_ratings_report WHERE conversation_id = 2"), 2, "one row per key");
         assert_eq!(count("SELECT count(*) FROM happiness_ratings_report WHERE rating_comments = 'moves'"), 1);
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use crate::catalog::CONVERSATIONS;
+    use crate::convert::{RunStamp, TableConverter};
+    use crate::store::{StoreError, Warehouse};
+
+    fn rows(conv: &TableConverter, rows: &[(i64, &str)]) -> arrow::record_batch::RecordBatch {
+        let stamp = RunStamp { run_id: "r".into(), extracted_at: chrono::Utc::now() };
+        let rows: Vec<_> = rows.iter().map(|(id, subject)| conv.row(&serde_json::json!({"id": id, "subject": subject, "createdAt": "2024-06-01T10:00:00Z"}), None, &stamp).unwrap()).collect();
+        conv.batch(&rows).unwrap()
+    }
+
+    fn held(w: &Warehouse) -> Vec<(i64, String)> {
+        let r = w.read().unwrap();
+        let mut stmt = r.conn.prepare("SELECT id, subject FROM conversations ORDER BY id, subject").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_key_staged_twice_is_written_once_as_last_staged_by_upsert_and_by_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("t.duckdb"));
+        let conv = TableConverter::new(&CONVERSATIONS, None);
+        w.commit(&mut Default::default(), |tx| {
+            tx.ensure_tables(&[(&CONVERSATIONS, conv.schema_columns().to_vec())])?;
+            let stage = tx.stage(&CONVERSATIONS, vec![rows(&conv, &[(1, "first"), (2, "two"), (1, "second")])])?;
+            tx.append_new(&stage)
+        })
+        .unwrap();
+        assert_eq!(held(&w), vec![(1, "second".to_string()), (2, "two".to_string())]);
+        w.commit(&mut Default::default(), |tx| {
+            let stage = tx.stage(&CONVERSATIONS, vec![rows(&conv, &[(2, "a"), (3, "three"), (2, "b")])])?;
+            tx.upsert(&stage)
+        })
+        .unwrap();
+        assert_eq!(held(&w), vec![(1, "second".to_string()), (2, "b".to_string()), (3, "three".to_string())]);
+    }
+
+    #[test]
+    fn appending_a_key_the_table_holds_writes_nothing_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("t.duckdb"));
+        let conv = TableConverter::new(&CONVERSATIONS, None);
+        let append = |batch| {
+            w.commit(&mut Default::default(), |tx| {
+                tx.ensure_tables(&[(&CONVERSATIONS, conv.schema_columns().to_vec())])?;
+                let stage = tx.stage(&CONVERSATIONS, vec![batch])?;
+                tx.append_new(&stage)
+            })
+        };
+        append(rows(&conv, &[(1, "one"), (2, "two")])).unwrap();
+        let err = append(rows(&conv, &[(3, "three"), (2, "again")])).unwrap_err();
+        assert!(matches!(err, StoreError::KeysAlreadyHeld { ref table } if table == "conversations"), "{err:?}");
+        assert_eq!(held(&w), vec![(1, "one".to_string()), (2, "two".to_string())], "the refused chunk wrote nothing");
+        append(rows(&conv, &[(3, "three")])).unwrap();
+        assert_eq!(held(&w).len(), 3);
     }
 }
