@@ -101,7 +101,8 @@ pub fn duckdb_type(ty: &ColumnType) -> String {
 /// `CREATE TABLE IF NOT EXISTS`, the primary key's columns NOT NULL. The key is kept unique by
 /// the writes (`Tx::stage`, `upsert`, `append_new`), not declared as a PRIMARY KEY: DuckDB
 /// holds such an index in memory whole once a commit touches the table and rewrites it whole at
-/// every checkpoint, so at five million threads each commit paid about 150 ms and 90 MB for it.
+/// every checkpoint: at five million keys it took 90 MB, a commit 73 ms instead of 18 and
+/// closing the file 68–273 ms instead of 5.
 fn create_table_sql(table: &str, columns: &[SchemaColumn], primary_key: &[&str]) -> String {
     let parts: Vec<String> = columns
         .iter()

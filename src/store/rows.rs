@@ -58,11 +58,11 @@ impl Tx<'_> {
     /// (see `ddl::create_table_sql`), so a key staged twice (a thread listed under two
     /// conversations of one chunk while it moves) would otherwise be written twice.
     fn keep_last_of_each_key(&self, stage: &Stage) -> Result<(), StoreError> {
-        let keys: Vec<String> = stage.table.primary_key.iter().map(|k| quote_ident(k)).collect();
+        let keys = key_list(stage.table);
         if keys.is_empty() {
             return Ok(());
         }
-        let (keys, staged) = (keys.join(", "), quote_ident(&stage.name));
+        let staged = quote_ident(&stage.name);
         let doubled: bool = self
             .conn
             .query_row(&format!("SELECT count(*) > count(DISTINCT ({keys})) FROM {staged}"), [], |r| r.get(0))
@@ -101,9 +101,9 @@ impl Tx<'_> {
     /// Replaces rows by primary key with the staged ones (insert new, overwrite existing).
     pub fn upsert(&self, stage: &Stage) -> Result<u64, StoreError> {
         let table = stage.table;
-        let cols: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
+        let keys = key_list(table);
         let staged = quote_ident(&stage.name);
-        self.delete_where(table, &format!("({}) IN (SELECT {} FROM {staged})", cols.join(", "), cols.join(", ")))?;
+        self.delete_where(table, &format!("({keys}) IN (SELECT {keys} FROM {staged})"))?;
         self.mark_dirty(table, &staged, "true")?;
         let n = self
             .conn
@@ -121,8 +121,7 @@ impl Tx<'_> {
         let table = stage.table;
         let staged_name = quote_ident(&stage.name);
         let target = quote_ident(table.name);
-        let keys: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
-        let keys = keys.join(", ");
+        let keys = key_list(table);
         let held: bool = !keys.is_empty()
             && self
             .conn
@@ -147,8 +146,7 @@ impl Tx<'_> {
     /// nothing but make their lake slices stale. Returns their keys, for `delete_children`.
     pub fn drop_unchanged(&self, stage: &Stage) -> Result<Unchanged, StoreError> {
         let table = stage.table;
-        let keys: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
-        let keys = keys.join(", ");
+        let keys = key_list(table);
         let cols: Vec<String> = self
             .column_names(table)?
             .into_iter()
@@ -179,8 +177,7 @@ impl Tx<'_> {
         }
         let mut filter = format!("{} IN ({})", quote_ident(key), id_list(parent_ids));
         if let Some(keep) = keep {
-            let keys: Vec<String> = child.primary_key.iter().map(|k| quote_ident(k)).collect();
-            filter.push_str(&format!(" AND ({k}) NOT IN (SELECT {k} FROM {})", keep.name, k = keys.join(", ")));
+            filter.push_str(&format!(" AND ({k}) NOT IN (SELECT {k} FROM {})", keep.name, k = key_list(child)));
         }
         self.delete_where(child, &filter)
     }
@@ -190,12 +187,11 @@ impl Tx<'_> {
         let child = stage.table;
         let Some(key) = child.parent_key else { return Ok(vec![]) };
         let key = quote_ident(key);
-        let keys: Vec<String> = child.primary_key.iter().map(|k| quote_ident(k)).collect();
         self.ids(&format!(
             "SELECT DISTINCT t.{key} FROM {} t JOIN {} s USING ({}) WHERE t.{key} <> s.{key} ORDER BY 1",
             quote_ident(child.name),
             quote_ident(&stage.name),
-            keys.join(", ")
+            key_list(child)
         ))
     }
 
@@ -330,6 +326,11 @@ impl Tx<'_> {
     }
 }
 
+/// A table's primary-key columns, quoted and comma-separated, as the key comparisons use them.
+fn key_list(table: &Table) -> String {
+    table.primary_key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ")
+}
+
 #[cfg(test)]
 mod repoint_tests {
     use crate::catalog::HAPPINESS_RATINGS_REPORT as RATINGS;
@@ -397,6 +398,28 @@ mod key_tests {
         })
         .unwrap();
         assert_eq!(held(&w), vec![(1, "second".to_string()), (2, "b".to_string()), (3, "three".to_string())]);
+    }
+
+    #[test]
+    fn a_table_an_earlier_version_made_with_a_primary_key_still_takes_appends_and_upserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warehouse::new(dir.path().join("t.duckdb"));
+        let conv = TableConverter::new(&CONVERSATIONS, None);
+        w.commit(&mut Default::default(), |tx| {
+            tx.ensure_tables(&[(&CONVERSATIONS, conv.schema_columns().to_vec())])?;
+            tx.conn.execute_batch("ALTER TABLE conversations ADD PRIMARY KEY (id)").map_err(crate::store::db("declaring the old key"))?;
+            let stage = tx.stage(&CONVERSATIONS, vec![rows(&conv, &[(1, "one"), (2, "two")])])?;
+            tx.append_new(&stage)
+        })
+        .unwrap();
+        w.commit(&mut Default::default(), |tx| {
+            let stage = tx.stage(&CONVERSATIONS, vec![rows(&conv, &[(2, "b"), (3, "three")])])?;
+            tx.upsert(&stage).map(|_| ())
+        })
+        .unwrap();
+        assert_eq!(held(&w), vec![(1, "one".to_string()), (2, "b".to_string()), (3, "three".to_string())]);
+        let declared: i64 = w.read().unwrap().conn.query_row("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'conversations' AND constraint_type = 'PRIMARY KEY'", [], |r| r.get(0)).unwrap();
+        assert_eq!(declared, 1, "the old key is still declared, and was in the way of neither write");
     }
 
     #[test]
