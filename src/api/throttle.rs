@@ -88,6 +88,11 @@ struct Gaps {
 /// last slot, and until when another process counts as sharing; it is read and moved under an
 /// exclusive lock.
 fn take_slot(path: &std::path::Path, pid: u32, gaps: Gaps) -> std::io::Result<Duration> {
+    take_slot_at(path, pid, gaps, || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64)
+}
+
+/// `take_slot` with the clock given (microseconds since the epoch, read under the lock).
+fn take_slot_at(path: &std::path::Path, pid: u32, gaps: Gaps, clock: impl FnOnce() -> u64) -> std::io::Result<Duration> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let open = || std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path);
     let mut file = match open() {
@@ -100,7 +105,7 @@ fn take_slot(path: &std::path::Path, pid: u32, gaps: Gaps) -> std::io::Result<Du
     file.lock()?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+    let now = clock();
     let mut fields = text.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
     let (next_free, last_pid, mut shared_until) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0), fields.next().unwrap_or(0));
     if last_pid != 0 && last_pid != u64::from(pid) {
@@ -155,17 +160,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("schedule");
         let gaps = Gaps { alone: Duration::from_millis(100), shared: Duration::from_millis(150), window: Duration::from_secs(60) };
-        let steps = |waits: &[Duration]| waits.windows(2).map(|p| p[1].saturating_sub(p[0]).as_millis() as u64).collect::<Vec<_>>();
+        // The clock stands still at `T`: the waits are exact, however busy the machine.
+        const T: u64 = 1_800_000_000_000_000;
+        let take = |pid: u32| take_slot_at(&path, pid, gaps, || T).unwrap();
+        let ms = |m: u64| Duration::from_millis(m);
         // One process alone: its waits grow by the plan's gap.
-        let alone: Vec<Duration> = (0..3).map(|_| take_slot(&path, 1, gaps).unwrap()).collect();
-        assert!(alone[0] < Duration::from_millis(5), "{alone:?}");
-        assert!(steps(&alone).iter().all(|s| (90..=100).contains(s)), "{alone:?}");
+        let alone: Vec<Duration> = (0..3).map(|_| take(1)).collect();
+        assert_eq!(alone, [ms(0), ms(100), ms(200)]);
         // A second process takes slots too: from now on both leave headroom.
-        let shared: Vec<Duration> = [2, 1, 2, 1].iter().map(|pid| take_slot(&path, *pid, gaps).unwrap()).collect();
-        assert!(steps(&shared).iter().all(|s| (140..=150).contains(s)), "{shared:?}");
+        let shared: Vec<Duration> = [2, 1, 2, 1].iter().map(|pid| take(*pid)).collect();
+        assert_eq!(shared, [ms(300), ms(450), ms(600), ms(750)]);
         // A stale schedule far in the future is reset.
         std::fs::write(&path, format!("{} 1 0", u64::MAX)).unwrap();
-        assert!(take_slot(&path, 1, gaps).unwrap() < Duration::from_millis(5));
+        assert_eq!(take(1), ms(0));
+        // The real clock is what `take_slot` reads.
+        std::fs::write(&path, "").unwrap();
+        assert!(take_slot(&path, 1, gaps).unwrap() < ms(5));
         // Shared, a tenth of the limit is headroom.
         assert_eq!(shared_spacing(400, Duration::from_secs(60)), spacing(360, Duration::from_secs(60)));
         assert_eq!(shared_spacing(2, Duration::from_secs(1)), spacing(2, Duration::from_secs(1)));

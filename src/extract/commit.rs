@@ -14,7 +14,7 @@ use super::census::Span;
 use super::context::{Appendable, Ledger, Run};
 use crate::catalog::Table;
 use crate::convert::{Row, TableConverter};
-use crate::store::{Against, Scope, StoreError, Tx, Warehouse, WindowStats};
+use crate::store::{Scope, StoreError, Tx, Warehouse, WindowStats};
 
 /// Rows gathered for one commit: parent rows by key, child rows per parent id.
 pub(crate) struct Chunk {
@@ -121,7 +121,7 @@ fn append_chunk(tx: &mut Tx<'_>, table: &'static Table, batches: &Batches, run_i
     let parent = batches.parent.iter().map(|b| (table, b));
     for (t, batch) in parent.chain(batches.children.iter().map(|(c, b)| (*c, b))) {
         let stage = tx.stage(t, vec![batch.clone()])?;
-        tx.append_row_events(&stage, run_id, Against::Nothing)?;
+        tx.append_row_events(&stage, run_id)?;
         tx.append_new(&stage)?;
     }
     Ok(())
@@ -132,7 +132,7 @@ fn upsert_chunk(store: &Warehouse, windows: &mut WindowStats, table: &'static Ta
         // Rows received again unchanged are not written again (their lake slices stay as they are).
         if let Some(batch) = batches.parent {
             let stage = tx.stage(table, vec![batch])?;
-            tx.append_row_events(&stage, run_id, Against::Held)?;
+            tx.append_row_events(&stage, run_id)?;
             tx.drop_unchanged(&stage)?;
             tx.upsert(&stage)?;
         }
@@ -186,9 +186,7 @@ impl Ledger {
         let run_id = &run.stamp.run_id;
         self.commit(&run.store, |tx| {
             let dropped = tx.delete_time_span(table, column, span.from, span.to)?;
-            let stage = tx.stage(table, vec![batch])?;
-            tx.append_row_events(&stage, run_id, Against::Held)?;
-            let inserted = tx.upsert(&stage)?;
+            let inserted = rewrite(tx, table, batch, run_id)?;
             Ok(dropped.saturating_sub(inserted))
         })
     }
@@ -197,29 +195,55 @@ impl Ledger {
     /// the bookmarks commit with them. Returns the rows removed.
     pub fn replace_rows(&mut self, run: &Run<'_>, table: &'static Table, rows: Vec<Row>, parents: Option<&[i64]>) -> Result<u64, SyncError> {
         let batch = run.converter(table).batch(&rows)?;
+        drop(rows);
         let run_id = &run.stamp.run_id;
-        // Rows of parents that are gone go too, where the parents are held.
-        let orphans = table.parent().is_some_and(|p| run.selected(p));
         self.commit(&run.store, |tx| {
-            let stage = tx.stage(table, vec![batch])?;
-            tx.append_row_events(&stage, run_id, Against::Held)?;
-            tx.upsert(&stage)?;
-            let mut removed = tx.delete_not_written_by(table, run_id, parents)?;
-            if orphans {
-                removed += tx.delete_orphans(table)?;
-            }
-            let cursor = match table.cursor() {
-                Some(c) => tx.max_of(table, c)?,
-                None => None,
-            };
-            let scopes: Vec<Scope> = match parents {
-                Some(ids) => ids.iter().map(|id| Scope::Parent(*id)).collect(),
-                None => vec![Scope::Cursor],
-            };
-            scopes.into_iter().try_for_each(|scope| tx.set_bookmark(table, scope, cursor, run_id))?;
-            Ok(removed)
+            rewrite(tx, table, batch, run_id)?;
+            remove_unwritten(tx, run, table, parents)
         })
     }
+
+    /// Upserts rows, every one written again (with this run's id, unlike a listing's chunks,
+    /// which keep rows that did not change): `remove_unwritten` then removes the rest.
+    pub fn upsert_rows(&mut self, run: &Run<'_>, table: &'static Table, rows: Vec<Row>) -> Result<(), SyncError> {
+        let batch = run.converter(table).batch(&rows)?;
+        drop(rows);
+        let run_id = &run.stamp.run_id;
+        self.commit(&run.store, |tx| rewrite(tx, table, batch, run_id).map(|_| ()))
+    }
+
+    /// Deletes the table's rows this run did not write, after its rows were committed chunk by
+    /// chunk (`upsert_rows`); the bookmarks commit with it. Returns the rows removed.
+    pub fn remove_unwritten(&mut self, run: &Run<'_>, table: &'static Table) -> Result<u64, SyncError> {
+        self.commit(&run.store, |tx| remove_unwritten(tx, run, table, None))
+    }
+}
+
+/// Stages rows and upserts every one of them (none kept as unchanged), with their log events.
+fn rewrite(tx: &mut Tx<'_>, table: &'static Table, batch: RecordBatch, run_id: &str) -> Result<u64, StoreError> {
+    let stage = tx.stage(table, vec![batch])?;
+    tx.append_row_events(&stage, run_id)?;
+    tx.upsert(&stage)
+}
+
+/// Deletes the table's (or the listed parents') rows this run did not write, and the rows of
+/// parents that are gone where the parents are held; commits the table's bookmarks.
+fn remove_unwritten(tx: &mut Tx<'_>, run: &Run<'_>, table: &'static Table, parents: Option<&[i64]>) -> Result<u64, StoreError> {
+    let run_id = &run.stamp.run_id;
+    let mut removed = tx.delete_not_written_by(table, run_id, parents)?;
+    if table.parent().is_some_and(|p| run.selected(p)) {
+        removed += tx.delete_orphans(table)?;
+    }
+    let cursor = match table.cursor() {
+        Some(c) => tx.max_of(table, c)?,
+        None => None,
+    };
+    let scopes: Vec<Scope> = match parents {
+        Some(ids) => ids.iter().map(|id| Scope::Parent(*id)).collect(),
+        None => vec![Scope::Cursor],
+    };
+    scopes.into_iter().try_for_each(|scope| tx.set_bookmark(table, scope, cursor, run_id))?;
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Lists the API cannot filter by time, read whole: their rows replace the table's, which also
-//! removes what was deleted upstream. A windowed report (`start`/`end`) is read whole once;
+//! removes what was deleted upstream. A windowed report (`start`/`end`) is read whole once
+//! (committed chunk by chunk as its pages arrive, the rows it did not list removed at the end);
 //! after that each run reads the window since the last one's end (less the overlap) and checks
 //! the rest by counts: a census of spans of the window's column finds the spans whose counts
 //! differ from the rows held (ratings removed with their conversation, or moved), and only
@@ -72,39 +73,80 @@ pub(crate) async fn sync(run: &Run<'_>, ledger: &mut Ledger, table: &'static Tab
         Some((params, w)) => window_url(run, table, params, w.since.unwrap_or(run.settings.start_date), w.until + chrono::Duration::seconds(1)),
         None => run.url_for(table, None, &[]),
     };
-    let items = run.list_all(table, &url).await?;
-    let chunk = chunk_of(run, table, &items)?;
-    ledger.listed.insert(table, chunk.parent_ids.clone());
-    let mut rows = chunk.len() as u64;
-    let mut removed = 0;
+    let (rows, removed);
     match window {
         // A part of the report: merged with what is held, then the rest checked by counts.
         Some((params, w)) if !w.whole() => {
+            let chunk = list_chunk(run, ledger, table, &url).await?;
+            let listed = chunk.len() as u64;
             ledger.finish_commit(run.spawn_commit(table, chunk)).await?;
             ledger.mark(run, table, &[Scope::WindowEnd], w.until)?;
             let since = w.since.unwrap_or(run.settings.start_date);
             let (read, dropped) = verify(run, ledger, table, params, run.settings.start_date, since).await?;
-            rows += read;
-            removed += dropped;
+            rows = listed + read;
+            removed = dropped;
         }
         Some((_, w)) => {
-            removed = ledger.replace_rows(run, table, chunk.rows, None)?;
+            let (read, dropped) = read_whole(run, ledger, table, &url).await?;
+            rows = read;
+            removed = dropped;
             ledger.mark(run, table, &[Scope::WindowEnd], w.until)?;
         }
-        None => removed = ledger.replace_rows(run, table, chunk.rows, None)?,
+        None => {
+            let chunk = list_chunk(run, ledger, table, &url).await?;
+            rows = chunk.len() as u64;
+            removed = ledger.replace_rows(run, table, chunk.rows, None)?;
+        }
     }
     Ok(Synced { rows, removed })
 }
 
-fn chunk_of(run: &Run<'_>, table: &'static Table, items: &[serde_json::Value]) -> Result<Chunk, SyncError> {
-    let conv = run.converter(table);
+/// The rows `url` lists, in one chunk; their ids are the table's listed ones.
+async fn list_chunk(run: &Run<'_>, ledger: &mut Ledger, table: &'static Table, url: &str) -> Result<Chunk, SyncError> {
+    let items = run.list_all(table, url).await?;
     let mut chunk = Chunk::new();
+    push_rows(run, table, &items, &mut chunk)?;
+    ledger.listed.insert(table, chunk.parent_ids.clone());
+    Ok(chunk)
+}
+
+/// Reads a whole report window page by page, committing every `chunk_rows` rows, then
+/// deletes the rows it did not list: a large account's report never sits in memory whole.
+/// Every row is written again (none kept as unchanged), so that the rows this run did not
+/// write are exactly those the report no longer lists. Returns the rows read and removed.
+async fn read_whole(run: &Run<'_>, ledger: &mut Ledger, table: &'static Table, url: &str) -> Result<(u64, u64), SyncError> {
+    let mut pages = run.spawn_listing(url.to_string(), table);
+    let mut chunk = Chunk::new();
+    let (mut rows, mut ids) = (0, Vec::new());
+    loop {
+        let page = pages.recv().await.transpose()?;
+        if let Some(page) = &page {
+            rows += page.items.len() as u64;
+            push_rows(run, table, &page.items, &mut chunk)?;
+        }
+        if chunk.len() >= run.settings.chunk_rows || (page.is_none() && chunk.len() > 0) {
+            let full = std::mem::replace(&mut chunk, Chunk::new());
+            ids.extend_from_slice(&full.parent_ids);
+            ledger.upsert_rows(run, table, full.rows)?;
+        }
+        if page.is_none() {
+            break;
+        }
+    }
+    ledger.listed.insert(table, ids);
+    let removed = ledger.remove_unwritten(run, table)?;
+    Ok((rows, removed))
+}
+
+/// Adds the rows of listed records to a chunk.
+fn push_rows(run: &Run<'_>, table: &'static Table, items: &[serde_json::Value], chunk: &mut Chunk) -> Result<(), SyncError> {
+    let conv = run.converter(table);
     for record in items {
         let row = conv.row(record, None, &run.stamp)?;
         let id = row_id(&row);
         chunk.push(conv.key_of(&row), row, id);
     }
-    Ok(chunk)
+    Ok(())
 }
 
 /// Checks the report between `from` and `to` (the part this run did not read) against the
@@ -130,7 +172,8 @@ async fn verify(run: &Run<'_>, ledger: &mut Ledger, table: &'static Table, param
     for span in found.spans {
         let (a, b) = (span.from.map_or(from, instant), span.to.map_or(to, instant));
         let items = run.list_all(table, &window_url(run, table, params, a, b)).await?;
-        let chunk = chunk_of(run, table, &items)?;
+        let mut chunk = Chunk::new();
+        push_rows(run, table, &items, &mut chunk)?;
         read += chunk.len() as u64;
         removed += ledger.replace_span(run, table, params.column, span, chunk.rows)?;
     }
@@ -183,6 +226,35 @@ mod tests {
         let levels = (before as f64 / 50.0).log2().ceil() as u64 + 1;
         let bound = 2 + rated * (levels + 2);
         assert!(asked <= bound, "{asked} requests for {rated} changed spans (bound {bound})");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_whole_report_is_committed_chunk_by_chunk_and_what_it_no_longer_lists_goes() {
+        let mut f = Fixture::new(2_000, 8).await;
+        f.select(&[&HAPPINESS_RATINGS_REPORT]);
+        f.settings.chunk_rows = 10;
+        let truth = f.truth_count("happiness_ratings_report");
+        assert!(truth > 50, "the seed rates enough conversations for several chunks ({truth})");
+        let (run, mut ledger) = f.start();
+        let synced = sync(&run, &mut ledger, &HAPPINESS_RATINGS_REPORT, false).await.unwrap();
+        assert_eq!(synced.rows as i64, truth);
+        assert_eq!(f.rows(&HAPPINESS_RATINGS_REPORT), truth);
+        // Chunks of `chunk_rows` (here less than a page): a commit per page, then the removal;
+        // the report is never held in memory whole.
+        let pages = (truth as u64).div_ceil(helpscout_sim::REPORT_PAGE as u64);
+        assert!(pages >= 3 && ledger.windows.commits > pages, "{} commits for {pages} pages", ledger.windows.commits);
+
+        // Deleted conversations take their ratings with them; a full refresh reads the report
+        // whole again, and what it no longer lists goes once it has been read to the end.
+        f.sim.advance_clock(chrono::Duration::hours(2));
+        let changes = f.sim.mutate(&MutationPlan { seed: 2, deletions: 12, ..Default::default() });
+        let deleted: Vec<String> = changes.deleted.iter().map(i64::to_string).collect();
+        let gone = f.ints(&format!("SELECT count(*) FROM happiness_ratings_report WHERE conversation_id IN ({})", deleted.join(",")))[0];
+        assert!(gone > 0, "the seed deletes rated conversations");
+        let (run, mut ledger) = f.start();
+        let synced = sync(&run, &mut ledger, &HAPPINESS_RATINGS_REPORT, true).await.unwrap();
+        assert_eq!(synced.removed as i64, gone);
+        assert_eq!(f.rows(&HAPPINESS_RATINGS_REPORT), f.truth_count("happiness_ratings_report"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

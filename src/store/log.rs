@@ -5,7 +5,7 @@
 use duckdb::params;
 
 use super::ddl::{STALE_ROWS_TABLE, literal, quote_ident};
-use super::rows::{Against, Stage};
+use super::rows::Stage;
 use super::outbox::OutboundEvent;
 use super::{StoreError, Tx, db};
 use crate::catalog::log::{CONVERSATION_LINK_PREFIX, Direction, EventType, LogEvent, RecordFailure, RequestRecord, RetryTarget, Status};
@@ -309,9 +309,9 @@ impl Tx<'_> {
     }
 
     /// One event per staged row that is new or changed (per the table's declaration); must run
-    /// before the rows are upserted. `Against::Nothing`: every staged row is new (a fresh
-    /// table's append), so the table is not read at all.
-    pub fn append_row_events(&self, stage: &Stage, run_id: &str, against: Against) -> Result<u64, StoreError> {
+    /// before the rows are upserted. Staged rows are compared with the rows the stage found
+    /// held under their keys; with none held (a fresh table's append) every one is new.
+    pub fn append_row_events(&self, stage: &Stage, run_id: &str) -> Result<u64, StoreError> {
         let table = stage.table;
         let Some(ev) = table.row_events else { return Ok(0) };
         // With column selection some declared columns are absent: what reads them is NULL.
@@ -337,13 +337,9 @@ impl Tx<'_> {
             .collect();
         let changed = format!("concat_ws(', ', {})", changed.join(", "));
         // What makes a row new, what changed in it, and what it is compared with.
-        let (is_new, changed, join) = match against {
-            Against::Held => (
-                format!("t.{first_key} IS NULL"),
-                changed,
-                format!("LEFT JOIN {} t ON {}", quote_ident(table.name), keys.join(" AND ")),
-            ),
-            Against::Nothing => ("true".to_string(), "''".to_string(), String::new()),
+        let (is_new, changed, join) = match &stage.held {
+            Some(held) => (format!("t.{first_key} IS NULL"), changed, format!("LEFT JOIN {held} t ON {}", keys.join(" AND "))),
+            None => ("true".to_string(), "''".to_string(), String::new()),
         };
         let (cid, number) = match ev.conversation {
             Some((id, number)) => (field(Field::Column(id)), field(Field::Column(number))),

@@ -33,7 +33,6 @@ pub use outputs::{Outputs, RunLock};
 pub use lake::{DATA_FILE, EXPORT_BUDGET, Lake, LakeFormat, LakeLocation, LakeSpec, Vacuumed, partition_key};
 pub use log::LOG_TABLE;
 pub use reports::{HappinessBy, ProductivityBy, UsageBy};
-pub use rows::Against;
 pub use runs::{LastRun, StatusReport, TableStatus, reset};
 pub use views::{VIEWS, ViewFileStatus, ObjectKind, objects};
 pub use warehouse::{Reader, SYNC_IDLE, Tx, Warehouse, WindowStats};

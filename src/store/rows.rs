@@ -14,20 +14,15 @@ pub struct Unchanged {
     name: String,
 }
 
-/// What staged rows are compared with when their log events are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Against {
-    /// The rows the table holds: new rows are created, differing ones updated.
-    Held,
-    /// Nothing: every staged row is new (it is being appended to a table that held none of
-    /// its keys, which `append_new` verifies).
-    Nothing,
-}
-
 /// Rows staged for one table in the current transaction.
 pub struct Stage {
     pub(super) table: &'static Table,
     pub(super) name: String,
+    /// The rows the table held under the staged keys when they were staged (a temporary
+    /// table); None when it held none of them. Every comparison of the commit
+    /// reads these few rows instead of the whole table: with no index, each comparison with
+    /// the table scanned all of it, thread bodies included.
+    pub(super) held: Option<String>,
 }
 
 fn id_list(ids: &[i64]) -> String {
@@ -49,9 +44,35 @@ impl Tx<'_> {
         }
         appender.flush().map_err(db("flushing staged rows"))?;
         drop(appender);
-        let stage = Stage { table, name: stage };
+        self.staged(table, stage)
+    }
+
+    /// The temporary table `name` of rows for `table` as a stage: one row per key, and the
+    /// rows the table holds under those keys read.
+    fn staged(&self, table: &'static Table, name: String) -> Result<Stage, StoreError> {
+        let mut stage = Stage { table, name, held: None };
         self.keep_last_of_each_key(&stage)?;
+        stage.held = self.read_held(&stage)?;
         Ok(stage)
+    }
+
+    /// Copies the rows the table holds under the staged keys into a temporary table: one
+    /// read of the table, whose key range DuckDB pushes into the scan (a backfill's new keys
+    /// lie past the held row groups, which it skips).
+    fn read_held(&self, stage: &Stage) -> Result<Option<String>, StoreError> {
+        let table = stage.table;
+        let keys = key_list(table);
+        let held = quote_ident(&format!("_held_{}", table.name));
+        let doing = format!("reading held rows of {}", table.name);
+        self.conn
+            .execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE {held} AS SELECT * FROM {} WHERE ({keys}) IN (SELECT {keys} FROM {})",
+                quote_ident(table.name),
+                quote_ident(&stage.name)
+            ))
+            .map_err(db(&doing))?;
+        let any: bool = self.conn.query_row(&format!("SELECT EXISTS (SELECT 1 FROM {held})"), [], |r| r.get(0)).map_err(db(doing))?;
+        Ok(any.then_some(held))
     }
 
     /// Keeps one staged row per primary key, the last staged: the tables declare no PRIMARY KEY
@@ -103,7 +124,10 @@ impl Tx<'_> {
         let table = stage.table;
         let keys = key_list(table);
         let staged = quote_ident(&stage.name);
-        self.delete_where(table, &format!("({keys}) IN (SELECT {keys} FROM {staged})"))?;
+        if stage.held.is_some() {
+            // Only the key columns are read (and the partition column, for the marks).
+            self.delete_where(table, &format!("({keys}) IN (SELECT {keys} FROM {staged})"))?;
+        }
         self.mark_dirty(table, &staged, "true")?;
         let n = self
             .conn
@@ -115,19 +139,12 @@ impl Tx<'_> {
     /// Appends the rows of a stage to a table that holds none of their keys: no comparison, no
     /// deletion. When the table holds any of the keys after all (a row listed twice in a run),
     /// nothing is written and the commit fails with `KeysAlreadyHeld`, for the caller to roll
-    /// back and upsert instead. The check is a semi-join whose key range DuckDB pushes into the
-    /// scan: a backfill's new keys lie past the held row groups, which it then skips.
+    /// back and upsert instead (the stage found them held).
     pub fn append_new(&self, stage: &Stage) -> Result<(), StoreError> {
         let table = stage.table;
         let staged_name = quote_ident(&stage.name);
         let target = quote_ident(table.name);
-        let keys = key_list(table);
-        let held: bool = !keys.is_empty()
-            && self
-            .conn
-            .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {target} WHERE ({keys}) IN (SELECT {keys} FROM {staged_name}))"), [], |r| r.get(0))
-            .map_err(db(format!("appending rows of {}", table.name)))?;
-        if held {
+        if stage.held.is_some() {
             return Err(StoreError::KeysAlreadyHeld { table: table.name.to_string() });
         }
         self.conn
@@ -156,11 +173,12 @@ impl Tx<'_> {
         let cols = cols.join(", ");
         let staged = quote_ident(&stage.name);
         let unchanged = quote_ident(&format!("_unchanged_{}", table.name));
+        let same = match &stage.held {
+            Some(held) => format!("SELECT {keys} FROM (SELECT {cols} FROM {staged} INTERSECT SELECT {cols} FROM {held})"),
+            None => format!("SELECT {keys} FROM {staged} WHERE false"),
+        };
         self.conn
-            .execute_batch(&format!(
-                "CREATE OR REPLACE TEMP TABLE {unchanged} AS SELECT {keys} FROM (SELECT {cols} FROM {staged} INTERSECT SELECT {cols} FROM {} WHERE ({keys}) IN (SELECT {keys} FROM {staged}));",
-                quote_ident(table.name)
-            ))
+            .execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {unchanged} AS {same};"))
             .map_err(db(format!("comparing staged rows of {}", table.name)))?;
         self.conn
             .execute(&format!("DELETE FROM {staged} WHERE ({keys}) IN (SELECT {keys} FROM {unchanged})"), [])
@@ -185,11 +203,10 @@ impl Tx<'_> {
     /// Parents that lose children to the staged rows (a child now listed under another parent).
     pub fn parents_losing_children(&self, stage: &Stage) -> Result<Vec<i64>, StoreError> {
         let child = stage.table;
-        let Some(key) = child.parent_key else { return Ok(vec![]) };
+        let (Some(key), Some(held)) = (child.parent_key, &stage.held) else { return Ok(vec![]) };
         let key = quote_ident(key);
         self.ids(&format!(
-            "SELECT DISTINCT t.{key} FROM {} t JOIN {} s USING ({}) WHERE t.{key} <> s.{key} ORDER BY 1",
-            quote_ident(child.name),
+            "SELECT DISTINCT t.{key} FROM {held} t JOIN {} s USING ({}) WHERE t.{key} <> s.{key} ORDER BY 1",
             quote_ident(&stage.name),
             key_list(child)
         ))
@@ -253,16 +270,17 @@ impl Tx<'_> {
     /// Points the rows whose `column` holds `from` at `to` instead (a merged record's
     /// referrers), through a stage so that a row already present under `to` is replaced.
     pub fn repoint(&self, table: &'static Table, column: &str, from: i64, to: i64) -> Result<u64, StoreError> {
-        let stage = Stage { table, name: format!("_stage_{}", table.name) };
+        let name = format!("_stage_{}", table.name);
         let col = quote_ident(column);
         self.conn
             .execute_batch(&format!(
                 "CREATE OR REPLACE TEMP TABLE {} AS SELECT * REPLACE (CAST({to} AS BIGINT) AS {col}) FROM {} WHERE {col} = {from}",
-                quote_ident(&stage.name),
+                quote_ident(&name),
                 quote_ident(table.name)
             ))
             .map_err(db(format!("repointing rows of {}", table.name)))?;
         self.delete_where(table, &format!("{col} = {from}"))?;
+        let stage = self.staged(table, name)?;
         self.upsert(&stage)
     }
 

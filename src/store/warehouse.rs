@@ -128,6 +128,10 @@ fn open_writer(path: &Path) -> Result<Connection, duckdb::Error> {
     // DuckDB caches what it reads up to most of the machine's memory; a sync needs little of
     // it, and its peak memory must not grow with the account.
     conn.execute_batch(WRITER_MEMORY)?;
+    // What does not fit spills beside the file (`<file>.tmp`, as DuckDB does for a file it
+    // opens itself), not into `.tmp` under the working folder, its default for this in-memory
+    // connection.
+    conn.execute_batch(&format!("SET temp_directory = '{file}.tmp'"))?;
     Ok(conn)
 }
 
@@ -345,6 +349,15 @@ mod tests {
     /// The generation of the connection kept for `path`, if one is.
     fn kept(path: &Path) -> Option<u64> {
         gate().iter().find(|h| h.path == path).map(|h| h.generation)
+    }
+
+    #[test]
+    fn a_commit_spills_beside_the_file_within_its_memory_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("it's.duckdb");
+        let conn = open_writer(&path).unwrap();
+        let setting = |name: &str| -> String { conn.query_row(&format!("SELECT current_setting('{name}')"), [], |r| r.get(0)).unwrap() };
+        assert_eq!(setting("temp_directory"), format!("{}.tmp", path.display()), "not `.tmp` under the working folder");
     }
 
     #[test]
