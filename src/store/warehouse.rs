@@ -108,8 +108,11 @@ fn gate() -> std::sync::MutexGuard<'static, Vec<Held>> {
     COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The memory DuckDB may use for one commit (256 MB) (it spills to disk beyond it where it can).
-const WRITER_MEMORY: &str = "SET memory_limit = '256MB'";
+/// The memory DuckDB may use for a sync's commits (it spills beside the file beyond it). What
+/// it holds there is mostly a cache of the blocks it read, which a commit's comparisons with
+/// the held rows fill as the file grows. A 200k-conversation refresh peaked at 220 MiB with
+/// 256 MB and at 174 MiB with 64 MB, and was no slower; a 1M one at 195 MiB (benches/README.md).
+const WRITER_MEMORY: &str = "SET memory_limit = '64MB'";
 
 /// Rows per row group of the tables a commit writes (DuckDB's default is 122,880). Each
 /// checkpoint rewrites a table's last, partly filled row group: with the default, a backfill's
@@ -358,6 +361,7 @@ mod tests {
         let conn = open_writer(&path).unwrap();
         let setting = |name: &str| -> String { conn.query_row(&format!("SELECT current_setting('{name}')"), [], |r| r.get(0)).unwrap() };
         assert_eq!(setting("temp_directory"), format!("{}.tmp", path.display()), "not `.tmp` under the working folder");
+        assert_eq!(setting("memory_limit"), "61.0 MiB", "64 MB");
     }
 
     #[test]
