@@ -103,9 +103,7 @@ pub(crate) async fn sync(run: &Run<'_>, ledger: &mut Ledger, table: &'static Tab
 
 /// The rows `url` lists, in one chunk; their ids are the table's listed ones.
 async fn list_chunk(run: &Run<'_>, ledger: &mut Ledger, table: &'static Table, url: &str) -> Result<Chunk, SyncError> {
-    let items = run.list_all(table, url).await?;
-    let mut chunk = Chunk::new();
-    push_rows(run, table, &items, &mut chunk)?;
+    let chunk = chunk_of(run, table, &run.list_all(table, url).await?)?;
     ledger.listed.insert(table, chunk.parent_ids.clone());
     Ok(chunk)
 }
@@ -136,6 +134,13 @@ async fn read_whole(run: &Run<'_>, ledger: &mut Ledger, table: &'static Table, u
     ledger.listed.insert(table, ids);
     let removed = ledger.remove_unwritten(run, table)?;
     Ok((rows, removed))
+}
+
+/// The rows of listed records, in one chunk.
+fn chunk_of(run: &Run<'_>, table: &'static Table, items: &[serde_json::Value]) -> Result<Chunk, SyncError> {
+    let mut chunk = Chunk::new();
+    push_rows(run, table, items, &mut chunk)?;
+    Ok(chunk)
 }
 
 /// Adds the rows of listed records to a chunk.
@@ -171,9 +176,7 @@ async fn verify(run: &Run<'_>, ledger: &mut Ledger, table: &'static Table, param
     let (mut read, mut removed) = (0, 0);
     for span in found.spans {
         let (a, b) = (span.from.map_or(from, instant), span.to.map_or(to, instant));
-        let items = run.list_all(table, &window_url(run, table, params, a, b)).await?;
-        let mut chunk = Chunk::new();
-        push_rows(run, table, &items, &mut chunk)?;
+        let chunk = chunk_of(run, table, &run.list_all(table, &window_url(run, table, params, a, b)).await?)?;
         read += chunk.len() as u64;
         removed += ledger.replace_span(run, table, params.column, span, chunk.rows)?;
     }

@@ -19,9 +19,8 @@ pub struct Stage {
     pub(super) table: &'static Table,
     pub(super) name: String,
     /// The rows the table held under the staged keys when they were staged (a temporary
-    /// table); None when it held none of them. Every comparison of the commit
-    /// reads these few rows instead of the whole table: with no index, each comparison with
-    /// the table scanned all of it, thread bodies included.
+    /// table); None when it held none of them. The commit's comparisons read these few rows:
+    /// with no index, each comparison with the table itself scanned all of it, bodies included.
     pub(super) held: Option<String>,
 }
 
@@ -124,9 +123,14 @@ impl Tx<'_> {
         let table = stage.table;
         let keys = key_list(table);
         let staged = quote_ident(&stage.name);
-        if stage.held.is_some() {
-            // Only the key columns are read (and the partition column, for the marks).
-            self.delete_where(table, &format!("({keys}) IN (SELECT {keys} FROM {staged})"))?;
+        if let Some(held) = &stage.held {
+            // The replaced rows' old slices are marked from the held copy; the delete reads
+            // only the table's key columns.
+            let replaced = format!("({keys}) IN (SELECT {keys} FROM {staged})");
+            self.mark_dirty(table, held, &replaced)?;
+            self.conn
+                .execute(&format!("DELETE FROM {} WHERE {replaced}", quote_ident(table.name)), [])
+                .map_err(db(format!("deleting rows of {}", table.name)))?;
         }
         self.mark_dirty(table, &staged, "true")?;
         let n = self

@@ -108,7 +108,7 @@ fn gate() -> std::sync::MutexGuard<'static, Vec<Held>> {
     COMMIT_GATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The memory DuckDB may use for a sync's commits (it spills beside the file beyond it). What
+/// The memory DuckDB may use for a commit (it spills beside the file beyond it). What
 /// it holds there is mostly a cache of the blocks it read, which a commit's comparisons with
 /// the held rows fill as the file grows. A 200k-conversation refresh peaked at 220 MiB with
 /// 256 MB and at 174 MiB with 64 MB, and was no slower; a 1M one at 195 MiB (benches/README.md).
